@@ -1,0 +1,11 @@
+"""umrf: undirected graphical models and energy-based models in JAX.
+
+One energy convention everywhere: ``p(x | params) = exp(-E(params, x) / T) / Z``.
+"""
+
+from umrf import crf, graphs, inference, losses, models, samplers
+from umrf._energy import logdensity, score
+
+__version__ = "0.1.0"
+
+__all__ = ["crf", "graphs", "inference", "logdensity", "losses", "models", "samplers", "score"]

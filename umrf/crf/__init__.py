@@ -1,0 +1,1 @@
+"""Conditional random fields: linear-chain CRFs and mean-field grid CRFs."""

@@ -1,0 +1,1 @@
+"""Static graph structure: cliques, separation, moralisation, colouring, lattices."""

@@ -1,0 +1,1 @@
+"""Inference on discrete MRFs: exact (variable elimination), mean-field, loopy BP."""

@@ -1,0 +1,1 @@
+"""Pure scalar training losses for energy-based models (DESIGN.md §4)."""

@@ -1,0 +1,239 @@
+"""Discrete Markov random fields as pytrees of log-potential tables.
+
+A ``DiscreteMRF`` represents ``p(x) = (1/Z) Π_C ψ_C(x_C)`` over variables
+``x_i ∈ {0, …, K_i − 1}``. It stores ``log ψ_C`` tables (``-inf`` is a hard
+zero). Its pytree leaves are those tables; its structure (cardinalities,
+scopes, graph) is static aux data (DESIGN.md §5), so
+``jax.grad(umrf.inference.log_partition)(mrf)`` returns an ``DiscreteMRF``
+of factor marginals and a new MRF of the same structure never recompiles.
+
+Energy convention (DESIGN.md §1): ``E(x) = -Σ_C log ψ_C(x_C)``.
+
+References:
+  Koller & Friedman, *Probabilistic Graphical Models*, 2009, ch. 4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import networkx as nx
+import numpy as np
+
+from umrf._validation import is_concrete
+
+
+@jax.tree_util.register_pytree_node_class
+class Factor:
+    """A log-potential table ``log ψ_C`` on an ordered scope of variables.
+
+    Attributes:
+      scope: tuple of distinct variable indices ``C = (v_1, …, v_m)``.
+      log_potential: array of shape ``(K_{v_1}, …, K_{v_m})``; entry
+        ``[x_{v_1}, …, x_{v_m}]`` is ``log ψ_C(x_C)``. ``-inf`` is a hard zero.
+    """
+
+    __slots__ = ("scope", "log_potential")
+
+    def __init__(self, scope: Iterable[int], log_potential: Any):
+        """Build a factor; see the class docstring.
+
+        Raises:
+          ValueError: repeated variables in ``scope`` or a table whose rank
+            differs from ``len(scope)``.
+        """
+        scope = tuple(int(v) for v in scope)
+        if len(set(scope)) != len(scope):
+            raise ValueError(f"Factor `scope` {scope} repeats a variable; list each variable once.")
+        if any(v < 0 for v in scope):
+            raise ValueError(f"Factor `scope` {scope} has a negative variable index.")
+        table = (
+            log_potential
+            if isinstance(log_potential, jax.core.Tracer)
+            else jnp.asarray(log_potential)
+        )
+        if table.ndim != len(scope):
+            raise ValueError(
+                f"Factor `log_potential` has {table.ndim} axes but `scope` {scope} has "
+                f"{len(scope)} variables; give one axis per scope variable."
+            )
+        if is_concrete(table) and bool(jnp.any(jnp.isnan(table))):
+            raise ValueError("Factor `log_potential` contains NaN; use -inf for a hard zero.")
+        self.scope = scope
+        self.log_potential = table
+
+    @classmethod
+    def from_potential(cls, scope: Iterable[int], potential: Any) -> Factor:
+        """Build a factor from a linear-space table ``ψ_C ≥ 0`` (zeros become ``-inf``).
+
+        Raises:
+          ValueError: if any entry of ``potential`` is negative or not finite.
+        """
+        arr = np.asarray(potential, dtype=np.float64)
+        if np.any(~np.isfinite(arr)) or np.any(arr < 0):
+            raise ValueError(
+                "`potential` must be finite and non-negative (a potential is ψ_C(x_C) ≥ 0); "
+                "pass log-potentials to `Factor(scope, log_potential)` instead."
+            )
+        with np.errstate(divide="ignore"):
+            return cls(scope, jnp.asarray(np.log(arr), dtype=jnp.float32))
+
+    def tree_flatten(self):  # noqa: D102
+        return (self.log_potential,), self.scope
+
+    @classmethod
+    def tree_unflatten(cls, scope, children):  # noqa: D102
+        obj = object.__new__(cls)
+        obj.scope = scope
+        obj.log_potential = children[0]
+        return obj
+
+    def __repr__(self) -> str:
+        shape = getattr(self.log_potential, "shape", None)
+        return f"Factor(scope={self.scope}, shape={shape})"
+
+
+@jax.tree_util.register_pytree_node_class
+class DiscreteMRF:
+    """A discrete MRF ``p(x) ∝ Π_k ψ_k(x_{C_k})``; a pytree of log-potential tables.
+
+    Attributes:
+      cardinalities: ``K_i`` for each variable ``i = 0, …, n−1``.
+      factors: tuple of :class:`Factor`.
+      edges: static undirected edges of the model's graph (sorted pairs).
+    """
+
+    __slots__ = ("cardinalities", "factors", "edges")
+
+    def __init__(
+        self,
+        cardinalities: Sequence[int],
+        factors: Sequence[Factor],
+        graph: nx.Graph | None = None,
+    ):
+        """Build an MRF and validate its structure before any tracing.
+
+        Args:
+          cardinalities: number of states of each variable (all ≥ 1).
+          factors: the factors; each table's shape must equal the
+            cardinalities of its scope.
+          graph: optional undirected graph on nodes ``0..n-1``. When given,
+            every scope must be a clique of it (the factorisation in the
+            lecture's definition); when omitted, the graph is the union of
+            complete graphs over the scopes.
+
+        Raises:
+          ValueError: a bad cardinality, a variable out of range, a table of
+            the wrong shape, or a scope that is not a clique of ``graph``.
+        """
+        cards = tuple(int(k) for k in cardinalities)
+        if any(k < 1 for k in cards):
+            raise ValueError(f"`cardinalities` must all be >= 1; got {cards}.")
+        n = len(cards)
+        factors = tuple(factors)
+        for k, f in enumerate(factors):
+            if not isinstance(f, Factor):
+                raise TypeError(
+                    f"`factors[{k}]` is a {type(f).__name__}; wrap it in umrf.models.Factor."
+                )
+            if any(v >= n for v in f.scope):
+                raise ValueError(
+                    f"`factors[{k}]` scope {f.scope} names a variable >= {n} = len(cardinalities)."
+                )
+            want = tuple(cards[v] for v in f.scope)
+            if tuple(f.log_potential.shape) != want:
+                raise ValueError(
+                    f"`factors[{k}]` table has shape {tuple(f.log_potential.shape)} but its scope "
+                    f"{f.scope} has cardinalities {want}; reshape the table to {want}."
+                )
+        if graph is None:
+            edge_set = {
+                (min(a, b), max(a, b))
+                for f in factors
+                for i, a in enumerate(f.scope)
+                for b in f.scope[i + 1 :]
+            }
+        else:
+            unknown = set(graph.nodes) - set(range(n))
+            if unknown:
+                raise ValueError(
+                    f"`graph` has nodes {sorted(unknown)[:5]} outside 0..{n - 1}; label nodes by variable index."
+                )
+            for k, f in enumerate(factors):
+                missing = [
+                    (a, b)
+                    for i, a in enumerate(f.scope)
+                    for b in f.scope[i + 1 :]
+                    if not graph.has_edge(a, b)
+                ]
+                if missing:
+                    raise ValueError(
+                        f"`factors[{k}]` scope {f.scope} is not a clique of `graph` (missing edges "
+                        f"{missing[:3]}); add the edges or split the factor."
+                    )
+            edge_set = {(min(a, b), max(a, b)) for a, b in graph.edges if a != b}
+        self.cardinalities = cards
+        self.factors = factors
+        self.edges = tuple(sorted(edge_set))
+
+    # --- pytree -----------------------------------------------------------------
+    def tree_flatten(self):  # noqa: D102
+        return tuple(f.log_potential for f in self.factors), (
+            self.cardinalities,
+            tuple(f.scope for f in self.factors),
+            self.edges,
+        )
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):  # noqa: D102
+        cards, scopes, edges = aux
+        obj = object.__new__(cls)
+        obj.cardinalities = cards
+        obj.factors = tuple(
+            Factor.tree_unflatten(s, (t,)) for s, t in zip(scopes, children, strict=True)
+        )
+        obj.edges = edges
+        return obj
+
+    # --- structure --------------------------------------------------------------
+    @property
+    def num_variables(self) -> int:
+        """Number of variables ``n``."""
+        return len(self.cardinalities)
+
+    @property
+    def scopes(self) -> tuple[tuple[int, ...], ...]:
+        """The factors' scopes, in order."""
+        return tuple(f.scope for f in self.factors)
+
+    @property
+    def graph(self) -> nx.Graph:
+        """The undirected graph on ``0..n-1`` whose cliques cover every scope (a fresh copy)."""
+        g = nx.Graph()
+        g.add_nodes_from(range(self.num_variables))
+        g.add_edges_from(self.edges)
+        return g
+
+    # --- energy -----------------------------------------------------------------
+    def energy(self, x: jax.Array) -> jax.Array:
+        """Energy ``E(x) = -Σ_k log ψ_k(x_{C_k})`` of one int configuration ``x`` of shape ``(n,)``.
+
+        ``+inf`` where a hard-zero potential is hit. Batch with ``jax.vmap``.
+        """
+        x = jnp.asarray(x)
+        if x.shape != (self.num_variables,):
+            raise ValueError(
+                f"`x` must have shape ({self.num_variables},), one state per variable; got {x.shape}."
+            )
+        total = jnp.zeros(
+            (), dtype=jnp.result_type(*(f.log_potential for f in self.factors), jnp.float32)
+        )
+        for f in self.factors:
+            total = total + f.log_potential[tuple(x[v] for v in f.scope)]
+        return -total
+
+    def __repr__(self) -> str:
+        return f"DiscreteMRF(num_variables={self.num_variables}, num_factors={len(self.factors)})"

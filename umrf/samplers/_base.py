@@ -1,0 +1,33 @@
+"""The one shape every umrf sampler has (DESIGN.md §3).
+
+    alg = umrf.samplers.<name>(...)
+    state = alg.init(x, params)                  # one chain
+    state, info = alg.step(key, state, params)   # pure, jit/vmap safe
+
+Every State is a NamedTuple with a ``position`` field; every Info is a
+NamedTuple with ``acceptance_rate`` and ``diverged`` fields (MALA adds
+``is_accepted``). Batching over chains is ``jax.vmap`` (or
+``umrf.sample_chains``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+
+InitFn = Callable[[Any, Any], Any]
+StepFn = Callable[[jax.Array, Any, Any], tuple[Any, Any]]
+
+
+class SamplingAlgorithm(NamedTuple):
+    """A sampler as a pair of pure functions.
+
+    Attributes:
+      init: ``init(position, params) -> State`` for one chain.
+      step: ``step(key, state, params) -> (State, Info)``; one transition.
+    """
+
+    init: InitFn
+    step: StepFn
