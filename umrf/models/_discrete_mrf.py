@@ -160,7 +160,8 @@ class DiscreteMRF:
             unknown = set(graph.nodes) - set(range(n))
             if unknown:
                 raise ValueError(
-                    f"`graph` has nodes {sorted(unknown)[:5]} outside 0..{n - 1}; label nodes by variable index."
+                    f"`graph` has nodes {sorted(unknown)[:5]} outside 0..{n - 1}; "
+                    "label nodes by variable index."
                 )
             for k, f in enumerate(factors):
                 missing = [
@@ -226,7 +227,8 @@ class DiscreteMRF:
         x = jnp.asarray(x)
         if x.shape != (self.num_variables,):
             raise ValueError(
-                f"`x` must have shape ({self.num_variables},), one state per variable; got {x.shape}."
+                f"`x` must have shape ({self.num_variables},), one state per variable; "
+                f"got {x.shape}."
             )
         total = jnp.zeros(
             (), dtype=jnp.result_type(*(f.log_potential for f in self.factors), jnp.float32)
