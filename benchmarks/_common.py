@@ -22,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+HEADER = (
+    "# umrf benchmark results\n\n"
+    "Each section is the latest output of one script in `benchmarks/`.\n"
+)
 
 
 def _block(x: Any) -> Any:
@@ -101,10 +105,7 @@ def write_section(name: str, text: str) -> None:
     RESULTS.touch(exist_ok=True)
     with open(RESULTS, "r+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
-        old = (
-            fh.read()
-            or "# umrf benchmark results\n\nEach section is the latest output of one script in `benchmarks/`.\n"
-        )
+        old = fh.read() or HEADER
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
         new = (
             pattern.sub(lambda _: block, old)
