@@ -4,8 +4,10 @@ One energy convention everywhere: ``p(x | params) = exp(-E(params, x) / T) / Z``
 """
 
 from umrf import crf, graphs, inference, losses, models, samplers
+from umrf import training
 from umrf._energy import logdensity, score
+from umrf.samplers import sample_chains
 
 __version__ = "0.1.0"
 
-__all__ = ["crf", "graphs", "inference", "logdensity", "losses", "models", "samplers", "score"]
+__all__ = ["crf", "graphs", "inference", "logdensity", "losses", "models", "sample_chains", "samplers", "score", "training"]

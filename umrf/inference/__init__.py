@@ -1,1 +1,28 @@
 """Inference on discrete MRFs: exact (variable elimination), mean-field, loopy BP."""
+
+from umrf.inference._elimination import EliminationPlan, EliminationStep
+from umrf.inference._enumerate import enumerate_joint, unnormalized_log_joint
+from umrf.inference._exact import (
+    Marginals,
+    elimination_plan,
+    log_partition,
+    log_partition_and_marginals,
+    map_assignment,
+    marginals,
+)
+from umrf.inference._independence import independence_gap, is_independent
+
+__all__ = [
+    "EliminationPlan",
+    "EliminationStep",
+    "Marginals",
+    "elimination_plan",
+    "enumerate_joint",
+    "independence_gap",
+    "is_independent",
+    "log_partition",
+    "log_partition_and_marginals",
+    "map_assignment",
+    "marginals",
+    "unnormalized_log_joint",
+]

@@ -1,5 +1,42 @@
 """Samplers with one shape: ``alg.init(x, params)``, ``alg.step(key, state, params)``."""
 
+from umrf.samplers._annealed_langevin import (
+    AnnealedLangevinInfo,
+    AnnealedLangevinState,
+    annealed_langevin,
+)
 from umrf.samplers._base import SamplingAlgorithm
+from umrf.samplers._driver import Trace, sample_chains
+from umrf.samplers._mala import MALAInfo, MALAState, mala
+from umrf.samplers._ula import ULAInfo, ULAState, ula
+from umrf.samplers._negatives import (
+    NegativesInfo,
+    cd_negatives,
+    pcd_negatives,
+    replay_negatives,
+    run_chains,
+)
+from umrf.samplers._replay_buffer import ReplayBuffer, ReplayBufferState, uniform_init
 
-__all__ = ["SamplingAlgorithm"]
+__all__ = [
+    "NegativesInfo",
+    "ReplayBuffer",
+    "ReplayBufferState",
+    "cd_negatives",
+    "pcd_negatives",
+    "replay_negatives",
+    "run_chains",
+    "uniform_init",
+    "SamplingAlgorithm",
+    "AnnealedLangevinInfo",
+    "AnnealedLangevinState",
+    "MALAInfo",
+    "MALAState",
+    "Trace",
+    "ULAInfo",
+    "ULAState",
+    "annealed_langevin",
+    "mala",
+    "sample_chains",
+    "ula",
+]

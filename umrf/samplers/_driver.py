@@ -1,0 +1,350 @@
+"""The many-chain driver: any ``SamplingAlgorithm`` over many chains and devices.
+
+``sample_chains`` compiles ONE program, ``lax.scan`` over steps of a
+``jax.vmap`` over chains, and caches it: a second call with an equal
+algorithm, the same ``num_steps``/``thin``/``mesh`` and the same input
+shapes and dtypes runs the cached executable without retracing (a training
+loop may call it every iteration). umrf's sampler constructors return
+algorithms that compare equal when built from the same energy function object
+and hyperparameters, so even rebuilding the sampler each iteration reuses the
+program.
+
+Random numbers. The chain keys are ``split(key, num_chains)`` and chain ``c``
+uses ``fold_in(chain_key[c], t)`` at step ``t`` (counted from 0 over the whole
+run). The keys depend only on ``key``, the chain index and the step index,
+never on how chains are laid out over devices or how the run is chunked for
+progress reporting, so sharded, chunked and plain runs give the same chains.
+
+Sharding. With ``mesh`` (a ``jax.sharding.Mesh`` with a ``"chains"`` axis,
+see :func:`umrf.sharding.chains_mesh`) the chain axis of the positions, the
+states and the keys is sharded with ``NamedSharding(mesh, P("chains"))``
+(``P(None, "chains")`` for the trace) and ``params`` are replicated. Chains
+never communicate, so each device runs its own chains.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from umrf._validation import check_finite, check_positive_int, is_concrete
+from umrf.samplers._base import SamplingAlgorithm
+
+__all__ = ["Trace", "sample_chains"]
+
+_CHAINS = "chains"
+_DEFAULT_CHUNKS = 20
+
+
+class Trace(NamedTuple):
+    """Thinned record of a many-chain run.
+
+    Attributes:
+      position: positions after steps ``thin, 2·thin, ...``; every leaf has
+        leading axes ``(num_steps // thin, num_chains)``.
+      info: the algorithm's Info of those same steps, same leading axes.
+    """
+
+    position: Any
+    info: Any
+
+
+# --------------------------------------------------------------------------- program pieces
+
+
+def _constrain(tree: Any, mesh: Mesh | None, leading: int = 0) -> Any:
+    """Shard the chain axis (axis ``leading``) of every leaf over ``mesh``."""
+    if mesh is None:
+        return tree
+    spec = P(*([None] * leading), _CHAINS)
+
+    def one(leaf: Any) -> Any:
+        return jax.lax.with_sharding_constraint(leaf, NamedSharding(mesh, spec))
+
+    return jax.tree_util.tree_map(one, tree)
+
+
+def _advance(
+    alg: SamplingAlgorithm,
+    n_record: int,
+    thin: int,
+    n_tail: int,
+    mesh: Mesh | None,
+    state: Any,
+    chain_keys: jax.Array,
+    params: Any,
+    t0: jax.Array,
+) -> tuple[Any, Trace]:
+    """Run ``n_record·thin + n_tail`` steps from global step ``t0``; record every ``thin``-th."""
+    vstep = jax.vmap(alg.step, in_axes=(0, 0, None))
+    fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+
+    def one_step(state: Any, t: jax.Array) -> tuple[Any, Any]:
+        state, info = vstep(fold(chain_keys, t), state, params)
+        return _constrain(state, mesh), info
+
+    def silent(t: jax.Array, state: Any) -> Any:
+        return one_step(state, t)[0]
+
+    def record(state: Any, k: jax.Array) -> tuple[Any, Trace]:
+        start = t0 + k * thin
+        if thin > 1:
+            state = jax.lax.fori_loop(start, start + thin - 1, silent, state)
+        state, info = one_step(state, start + thin - 1)
+        return state, Trace(state.position, info)
+
+    state, trace = jax.lax.scan(record, state, jnp.arange(n_record, dtype=jnp.int32))
+    if n_tail:
+        start = t0 + n_record * thin
+        state = jax.lax.fori_loop(start, start + n_tail, silent, state)
+    return state, trace
+
+
+def _full_program(
+    alg: SamplingAlgorithm,
+    n_record: int,
+    thin: int,
+    n_tail: int,
+    mesh: Mesh | None,
+    key: jax.Array,
+    x0: Any,
+    params: Any,
+) -> tuple[Any, Trace]:
+    state, chain_keys = _init_program(alg, mesh, key, x0, params)
+    return _advance(alg, n_record, thin, n_tail, mesh, state, chain_keys, params, jnp.int32(0))
+
+
+def _init_program(
+    alg: SamplingAlgorithm, mesh: Mesh | None, key: jax.Array, x0: Any, params: Any
+) -> tuple[Any, jax.Array]:
+    num_chains = jax.tree_util.tree_leaves(x0)[0].shape[0]
+    chain_keys = _constrain(jax.random.split(key, num_chains), mesh)
+    state = jax.vmap(alg.init, in_axes=(0, None))(_constrain(x0, mesh), params)
+    return _constrain(state, mesh), chain_keys
+
+
+@functools.lru_cache(maxsize=128)
+def _compiled(kind: str, alg: SamplingAlgorithm, *static: Any) -> Any:
+    """Jitted program for ``kind`` ("full", "init", "chunk"), cached on its static args."""
+    if kind == "full":
+        return jax.jit(functools.partial(_full_program, alg, *static))
+    if kind == "init":
+        return jax.jit(functools.partial(_init_program, alg, *static))
+    return jax.jit(functools.partial(_advance, alg, *static))
+
+
+def _program(kind: str, alg: SamplingAlgorithm, *static: Any) -> Any:
+    try:
+        hash(alg)
+    except TypeError:
+        # An algorithm with traced hyperparameters (built inside jit): no
+        # cache is possible and none is needed, we are already tracing.
+        fns = {"full": _full_program, "init": _init_program, "chunk": _advance}
+        return functools.partial(fns[kind], alg, *static)
+    return _compiled(kind, alg, *static)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_alg(alg: Any) -> None:
+    if not (hasattr(alg, "init") and hasattr(alg, "step")) or not (
+        callable(alg.init) and callable(alg.step)
+    ):
+        raise TypeError(
+            "`alg` must be a SamplingAlgorithm(init, step), e.g. umrf.samplers.mala(energy_fn, "
+            f"step_size); got {type(alg).__name__}."
+        )
+
+
+def _check_key(key: Any) -> None:
+    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(
+                f"`key` must be a single PRNG key; got a key array of shape {key.shape}."
+            )
+        return
+    arr_dtype = getattr(key, "dtype", None)
+    if arr_dtype != jnp.uint32 or jnp.ndim(key) != 1:
+        raise TypeError(
+            "`key` must be a PRNG key from jax.random.key(seed) (or jax.random.PRNGKey(seed)); "
+            f"got {type(key).__name__} with dtype {arr_dtype}."
+        )
+
+
+def _num_chains(x0: Any) -> int:
+    leaves = jax.tree_util.tree_leaves(x0)
+    if not leaves:
+        raise ValueError("`x0` is empty; pass initial positions with a leading chain axis.")
+    sizes = set()
+    for leaf in leaves:
+        if jnp.ndim(leaf) == 0:
+            raise ValueError(
+                "`x0` must have a leading chain axis (shape (num_chains, ...)); got a scalar "
+                "leaf. For one chain pass x[None]."
+            )
+        sizes.add(jnp.shape(leaf)[0])
+    if len(sizes) != 1:
+        raise ValueError(
+            f"every leaf of `x0` must have the same leading (chain) size; got sizes {sorted(sizes)}."
+        )
+    n = sizes.pop()
+    if n == 0:
+        raise ValueError("`x0` has zero chains; pass at least one initial position.")
+    return int(n)
+
+
+def _check_mesh(mesh: Any, num_chains: int) -> None:
+    if mesh is None:
+        return
+    if not isinstance(mesh, Mesh):
+        raise TypeError(
+            f"`mesh` must be a jax.sharding.Mesh (see umrf.sharding.chains_mesh); got "
+            f"{type(mesh).__name__}."
+        )
+    if _CHAINS not in mesh.axis_names:
+        raise ValueError(
+            f"`mesh` must have an axis named 'chains'; got axes {mesh.axis_names}. "
+            "Build it with umrf.sharding.chains_mesh()."
+        )
+    size = mesh.shape[_CHAINS]
+    if num_chains % size:
+        raise ValueError(
+            f"the number of chains ({num_chains}) must be a multiple of the mesh's 'chains' axis "
+            f"size ({size}); pad or trim `x0`."
+        )
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def sample_chains(
+    alg: SamplingAlgorithm,
+    key: jax.Array,
+    x0: Any,
+    params: Any,
+    num_steps: int,
+    thin: int = 1,
+    mesh: Mesh | None = None,
+    progress: bool | int = False,
+) -> tuple[Any, Trace]:
+    """Run many independent chains of ``alg`` in one compiled program.
+
+    Chain ``c`` starts at ``x0[c]`` (state ``alg.init(x0[c], params)``) and
+    takes ``num_steps`` steps ``alg.step(key_{c,t}, state, params)`` with
+    ``key_{c,t} = fold_in(split(key, num_chains)[c], t)``. The loop is
+    ``lax.scan`` over ``jax.vmap`` over chains; the program is cached (see
+    the module docstring), so repeated calls with the same algorithm and
+    shapes do not recompile, and new ``params``/``x0``/``key`` values are
+    traced arguments.
+
+    Args:
+      alg: a ``SamplingAlgorithm(init, step)`` (ULA, MALA, annealed Langevin,
+        Gibbs, ...). Positions may be float or int arrays or pytrees.
+      key: a PRNG key (``jax.random.key(seed)``).
+      x0: initial positions with a leading chain axis ``(num_chains, ...)``
+        (a pytree whose leaves all share that leading size). The state is
+        always rebuilt from positions with the *current* ``params`` (so
+        persistent chains under changing parameters stay consistent).
+      params: the energy's parameters (any pytree; traced).
+      num_steps: number of transitions per chain (``≥ 1``).
+      thin: record every ``thin``-th state (``1 ≤ thin ≤ num_steps``). The
+        trace holds the states after steps ``thin, 2·thin, ...``; leftover
+        ``num_steps % thin`` steps still run and affect the final state.
+      mesh: optional ``Mesh`` with a ``"chains"`` axis to shard the chains
+        over its devices; ``num_chains`` must be a multiple of its size. The
+        result equals the unsharded one for the same key.
+      progress: ``False`` runs one program with no host round-trip. ``True``
+        (or an int, the number of chunks, default 20) splits the run into
+        chunks of steps, each a cached compiled ``lax.scan``, and shows a
+        tqdm bar updated once per chunk. The result is the same.
+
+    Returns:
+      ``(final_state, trace)``: the vmapped final State (leading axis
+      ``num_chains``) and a :class:`Trace` ``(position, info)`` with leading
+      axes ``(num_steps // thin, num_chains)``.
+
+    Raises:
+      TypeError/ValueError: for a non-algorithm, a bad key, ``x0`` without a
+        common leading chain axis or with NaN/inf, non-positive
+        ``num_steps``/``thin``, ``thin > num_steps``, or a mesh that does not
+        divide the chains.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, umrf
+      >>> alg = umrf.samplers.mala(lambda p, x: 0.5 * jnp.sum((x - p) ** 2), 0.5)
+      >>> x0 = jnp.zeros((64, 2))
+      >>> final, trace = umrf.sample_chains(alg, jax.random.key(0), x0, jnp.ones(2), 100, thin=10)
+      >>> trace.position.shape, trace.info.acceptance_rate.shape
+      ((10, 64, 2), (10, 64))
+    """
+    _check_alg(alg)
+    _check_key(key)
+    num_steps = check_positive_int("num_steps", num_steps)
+    thin = check_positive_int("thin", thin)
+    if thin > num_steps:
+        raise ValueError(
+            f"`thin` ({thin}) must be <= `num_steps` ({num_steps}); the trace would be empty."
+        )
+    num_chains = _num_chains(x0)
+    check_finite("x0", x0)
+    _check_mesh(mesh, num_chains)
+    if mesh is not None:
+        if is_concrete(x0):
+            x0 = jax.device_put(x0, NamedSharding(mesh, P(_CHAINS)))
+        if is_concrete(params):
+            params = jax.device_put(params, NamedSharding(mesh, P()))
+        if is_concrete(key):
+            key = jax.device_put(key, NamedSharding(mesh, P()))
+
+    n_record, n_tail = divmod(num_steps, thin)
+    if not progress:
+        return _program("full", alg, n_record, thin, n_tail, mesh)(key, x0, params)
+    return _run_chunked(alg, key, x0, params, n_record, thin, n_tail, mesh, progress)
+
+
+def _run_chunked(
+    alg: SamplingAlgorithm,
+    key: jax.Array,
+    x0: Any,
+    params: Any,
+    n_record: int,
+    thin: int,
+    n_tail: int,
+    mesh: Mesh | None,
+    progress: bool | int,
+) -> tuple[Any, Trace]:
+    from tqdm.auto import tqdm
+
+    num_chunks = _DEFAULT_CHUNKS if progress is True else check_positive_int("progress", progress)
+    per_chunk = max(1, n_record // num_chunks)
+    full_chunks, rest = divmod(n_record, per_chunk)
+    plan = [(per_chunk, 0)] * full_chunks
+    if rest or n_tail:
+        plan.append((rest, n_tail))
+
+    state, chain_keys = _program("init", alg, mesh)(key, x0, params)
+    pieces, t = [], 0
+    with tqdm(total=n_record * thin + n_tail, unit="step", desc="sample_chains") as bar:
+        for records, tail in plan:
+            run = _program("chunk", alg, records, thin, tail, mesh)
+            state, piece = run(state, chain_keys, params, jnp.int32(t))
+            if records:
+                pieces.append(piece)
+            jax.block_until_ready(state)  # one host sync per chunk, never per step
+            steps = records * thin + tail
+            t += steps
+            bar.update(steps)
+    trace = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=0), *pieces)
+    return state, trace
+
+
+def _clear_cache() -> None:
+    """Drop every cached compiled program (for tests and long sessions)."""
+    _compiled.cache_clear()
+
