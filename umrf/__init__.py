@@ -7,7 +7,8 @@ from umrf import crf, graphs, inference, losses, models, samplers
 from umrf import training
 from umrf._energy import logdensity, score
 from umrf.samplers import sample_chains
+from umrf import sharding
 
 __version__ = "0.1.0"
 
-__all__ = ["crf", "graphs", "inference", "logdensity", "losses", "models", "sample_chains", "samplers", "score", "training"]
+__all__ = ["crf", "graphs", "inference", "logdensity", "losses", "models", "sample_chains", "samplers", "score", "sharding", "training"]

@@ -356,7 +356,8 @@ def fit(
     Args:
       loss_fn: ``loss_fn(params, batch, key, extra) -> (loss, new_extra)``;
         reuse the same function object to reuse the compiled step.
-      optimizer: optax ``GradientTransformation``.
+      optimizer: optax ``GradientTransformation``; reuse the same object (with
+        the same ``loss_fn``) to reuse the compiled step.
       params: initial parameters (ignored when resuming from a checkpoint).
       data: training set; pytree with a common leading axis.
       key: PRNG key of the run.

@@ -11,8 +11,14 @@ from umrf.inference._exact import (
     marginals,
 )
 from umrf.inference._independence import independence_gap, is_independent
+from umrf.inference._loopy_bp import BeliefPropagationResult, loopy_belief_propagation
+from umrf.inference._mean_field import MeanFieldResult, mean_field
 
 __all__ = [
+    "BeliefPropagationResult",
+    "MeanFieldResult",
+    "loopy_belief_propagation",
+    "mean_field",
     "EliminationPlan",
     "EliminationStep",
     "Marginals",

@@ -5,14 +5,16 @@ elimination"; Koller & Friedman, 2009, ch. 9) sums (or maximises) the
 variables out one at a time. Eliminating ``v`` multiplies the factors that
 mention ``v`` into one table over their union scope ``U`` and sums ``v`` out:
 
-    τ(x_{U \\ v}) = Σ_{x_v} Π_{k : v ∈ C_k} ψ_k(x_{C_k}).
+    τ(x_{U ∖ v}) = Σ_{x_v} Π_{k : v ∈ C_k} ψ_k(x_{C_k}).
 
 The cost is dominated by the largest union table, ``Π_{u ∈ U} K_u`` entries;
 ``max |U| − 1`` over the order is the order's induced width, an upper bound
-on the treewidth of the interaction graph. The order is chosen by the greedy
-weighted min-fill heuristic (Kjærulff, 1990): eliminate next the variable
-whose elimination adds the fewest fill-in edges, ties broken by the smallest
-union table, then the smallest index.
+on the treewidth of the interaction graph. The default order is the best (by
+largest table, then total work) of three candidates: the greedy weighted
+min-fill heuristic (Kjærulff, 1990: eliminate next the variable whose
+elimination adds the fewest fill-in edges, ties broken by the smallest union
+table, then the smallest index), greedy min-degree, and the natural order
+``0..n−1`` (a row-by-row sweep, which is optimal on grids).
 
 Everything here is static Python metadata computed from the cardinalities
 and scopes alone (DESIGN.md §5) and cached, so a new set of parameters for
@@ -83,20 +85,25 @@ class EliminationPlan(NamedTuple):
             )
 
 
-def _min_fill_order(n: int, cards: tuple[int, ...], adj: list[set[int]]) -> tuple[int, ...]:
-    """Greedy weighted min-fill order (scores updated locally after each step)."""
+def _greedy_order(
+    n: int, cards: tuple[int, ...], adj: list[set[int]], heuristic: str
+) -> tuple[int, ...]:
+    """Greedy elimination order ("min_fill" or "min_degree"), scores updated locally."""
     adj = [set(a) for a in adj]
     logc = [math.log(k) if k > 0 else 0.0 for k in cards]
 
-    def score(v: int) -> tuple[int, float, int]:
+    def score(v: int) -> tuple[float, float, int]:
         nb = list(adj[v])
+        weight = logc[v] + sum(logc[u] for u in nb)
+        if heuristic == "min_degree":
+            return (len(nb), weight, v)
         fill = 0
         for i, a in enumerate(nb):
             adj_a = adj[a]
             for b in nb[i + 1 :]:
                 if b not in adj_a:
                     fill += 1
-        return (fill, logc[v] + sum(logc[u] for u in nb), v)
+        return (fill, weight, v)
 
     scores = {v: score(v) for v in range(n)}
     order = []
@@ -130,7 +137,9 @@ def build_plan(
       cardinalities: ``K_i`` per variable.
       scopes: the factors' scopes.
       order: an explicit elimination order (a permutation of ``0..n-1``);
-        ``None`` uses greedy weighted min-fill.
+        ``None`` tries greedy weighted min-fill, greedy min-degree and the
+        natural order ``0..n-1`` and keeps the one with the smallest largest
+        table (then the smallest total work).
 
     Returns:
       An :class:`EliminationPlan`.
@@ -141,13 +150,25 @@ def build_plan(
         for s in scopes:
             for a in s:
                 adj[a].update(u for u in s if u != a)
-        order = _min_fill_order(n, cardinalities, adj)
-    else:
-        order = tuple(int(v) for v in order)
-        if sorted(order) != list(range(n)):
-            raise ValueError(
-                f"`order` must be a permutation of 0..{n - 1}, each variable once; got {order}."
-            )
+        candidates = [
+            _plan_for_order(cardinalities, scopes, _greedy_order(n, cardinalities, adj, h))
+            for h in ("min_fill", "min_degree")
+        ]
+        candidates.append(_plan_for_order(cardinalities, scopes, tuple(range(n))))
+        return min(candidates, key=lambda p: (p.max_table_size, p.total_size))
+    order = tuple(int(v) for v in order)
+    if sorted(order) != list(range(n)):
+        raise ValueError(
+            f"`order` must be a permutation of 0..{n - 1}, each variable once; got {order}."
+        )
+    return _plan_for_order(cardinalities, scopes, order)
+
+
+def _plan_for_order(
+    cardinalities: tuple[int, ...], scopes: tuple[tuple[int, ...], ...], order: tuple[int, ...]
+) -> EliminationPlan:
+    """The plan of one explicit elimination order."""
+    n = len(cardinalities)
     scope_of: dict[int, tuple[int, ...]] = dict(enumerate(scopes))
     holders: dict[int, set[int]] = {v: set() for v in range(n)}
     for k, s in enumerate(scopes):

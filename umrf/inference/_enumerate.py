@@ -19,7 +19,9 @@ from umrf.models._discrete_mrf import DiscreteMRF
 DEFAULT_MAX_JOINT_SIZE = 2**22
 
 
-def unnormalized_log_joint(mrf: DiscreteMRF, *, max_size: int = DEFAULT_MAX_JOINT_SIZE) -> jax.Array:
+def unnormalized_log_joint(
+    mrf: DiscreteMRF, *, max_size: int = DEFAULT_MAX_JOINT_SIZE
+) -> jax.Array:
     """The table ``Σ_k θ_k(x_{C_k})`` of shape ``cardinalities`` (``−E(x)`` for every ``x``).
 
     Raises:

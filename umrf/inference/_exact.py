@@ -38,12 +38,14 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from umrf.inference._elimination import (
     DEFAULT_MAX_TABLE_SIZE,
     EliminationPlan,
     plan_for,
 )
+from umrf.inference._program import Program, build_program
 from umrf.models._discrete_mrf import DiscreteMRF
 
 
@@ -83,41 +85,50 @@ def _dtype(tables: Sequence[jax.Array]) -> Any:
     return jnp.result_type(*tables, jnp.float32) if tables else jnp.float32
 
 
-def _combine(plan_step, tables: dict[int, jax.Array]) -> jax.Array:
-    acc = None
-    for t, (perm, shape) in zip(plan_step.inputs, plan_step.aligns, strict=True):
-        x = tables.pop(t)
-        if perm != tuple(range(len(perm))):
-            x = jnp.transpose(x, perm)
-        x = jnp.reshape(x, shape)
-        acc = x if acc is None else acc + x
-    return acc
+def _program(mrf: DiscreteMRF, order: tuple[int, ...] | None) -> Program:
+    return build_program(tuple(mrf.cardinalities), tuple(mrf.scopes), order)
 
 
-def _eliminate(
-    plan: EliminationPlan, cards: tuple[int, ...], tables: Sequence[jax.Array], mode: str
-) -> tuple[jax.Array, list[jax.Array | None]]:
-    """Run the plan; ``mode`` is "sum" (log-sum-exp) or "max". Returns (value, union tables)."""
+def _run(
+    prog: Program, tables: Sequence[jax.Array], mode: str
+) -> tuple[jax.Array, list[jax.Array]]:
+    """Execute ``prog``; ``mode`` "sum" (log-sum-exp) or "max". Returns (value, argmax tables)."""
     dtype = _dtype(tables)
-    pool = {k: jnp.asarray(t, dtype) for k, t in enumerate(tables)}
-    total = jnp.zeros((), dtype)
-    kept: list[jax.Array | None] = []
-    for step in plan.steps:
-        if not step.inputs:  # a variable in no factor
-            kept.append(None)
+    used = prog.zero_cell
+    parts = [jnp.reshape(jnp.asarray(t, dtype), (-1,)) for t in tables]
+    parts.append(jnp.asarray([0.0, -jnp.inf], dtype))
+    parts.append(jnp.zeros((prog.memory_size - used - 2,), dtype))
+    mem = jnp.concatenate(parts)
+    argmaxes = []
+    for seg in prog.segments:
+
+        def body(mem, xs):
+            hi, mi, vi, ph, pm, pv, off = xs
+            idx = hi[:, :, None, None] + mi[:, None, :, None] + vi[:, None, None, :]
+            acc = jnp.sum(mem.at[idx].get(mode="promise_in_bounds"), axis=0)
+            acc = acc + (ph[:, None, None] + pm[None, :, None]) + pv[None, None, :]
             if mode == "sum":
-                total = total + jnp.log(jnp.asarray(cards[step.variable], dtype))
-            pool[step.output] = jnp.zeros((), dtype)
-            continue
-        acc = _combine(step, pool)
-        kept.append(acc)
-        last = acc.ndim - 1
-        pool[step.output] = (
-            safe_logsumexp(acc, last) if mode == "sum" else jnp.max(acc, axis=last)
+                out, arg = safe_logsumexp(acc, 2), None
+            else:
+                out, arg = jnp.max(acc, axis=2), jnp.argmax(acc, axis=2).astype(jnp.int32)
+            mem = jax.lax.dynamic_update_slice(mem, jnp.reshape(out, (-1,)), (off,))
+            return mem, arg
+
+        xs = (
+            seg.hidx,
+            seg.midx,
+            seg.vidx,
+            seg.pen_h.astype(dtype),
+            seg.pen_m.astype(dtype),
+            seg.pen_v.astype(dtype),
+            seg.out_off,
         )
-    for t in plan.remaining:
-        total = total + pool[t]
-    return total, kept
+        mem, arg = jax.lax.scan(body, mem, xs)
+        argmaxes.append(arg)
+    total = jnp.asarray(prog.constant, dtype)
+    if prog.result_cells:
+        total = total + jnp.sum(mem[np.asarray(prog.result_cells, np.int32)])
+    return total, argmaxes
 
 
 def _tables(mrf: DiscreteMRF) -> list[jax.Array]:
@@ -159,8 +170,7 @@ def _static_order(order: Sequence[int] | None) -> tuple[int, ...] | None:
 
 @functools.partial(jax.jit, static_argnums=(1,))
 def _log_partition_jit(mrf: DiscreteMRF, order: tuple[int, ...] | None) -> jax.Array:
-    plan = plan_for(mrf, order)
-    return _eliminate(plan, mrf.cardinalities, _tables(mrf), "sum")[0]
+    return _run(_program(mrf, order), _tables(mrf), "sum")[0]
 
 
 def log_partition(
@@ -268,14 +278,21 @@ def log_partition_and_marginals(
 
 @functools.partial(jax.jit, static_argnums=(1,))
 def _map_jit(mrf: DiscreteMRF, order: tuple[int, ...] | None) -> jax.Array:
-    plan = plan_for(mrf, order)
-    _, kept = _eliminate(plan, mrf.cardinalities, _tables(mrf), "max")
-    x = jnp.zeros((mrf.num_variables,), jnp.int32)
-    for step, acc in zip(reversed(plan.steps), reversed(kept), strict=True):
-        if acc is None:
-            continue
-        idx = tuple(x[u] for u in step.union[:-1])
-        x = x.at[step.variable].set(jnp.argmax(acc[idx]).astype(jnp.int32))
+    prog = _program(mrf, order)
+    _, argmaxes = _run(prog, _tables(mrf), "max")
+    n = mrf.num_variables
+    x = jnp.zeros((n + 1,), jnp.int32)  # slot n is a dummy that stays 0
+    for seg, arg in zip(reversed(prog.segments), reversed(argmaxes), strict=True):
+
+        def back(x, xs):
+            var, hv, hp, mv, mp, table = xs
+            h = jnp.sum(x[hv] * hp)
+            m = jnp.sum(x[mv] * mp)
+            return x.at[var].set(table[h, m]), None
+
+        xs = (seg.variable, seg.hi_vars, seg.hi_place, seg.mid_vars, seg.mid_place, arg)
+        x, _ = jax.lax.scan(back, x, xs, reverse=True)
+    x = x[:n]
     return x
 
 

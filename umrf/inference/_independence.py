@@ -45,7 +45,8 @@ def independence_gap(
 
     Args:
       mrf: a small model (the joint is enumerated).
-      A, B: non-empty disjoint sets of variables (an int is one variable).
+      A: a non-empty set of variables (an int is one variable).
+      B: a non-empty set of variables, disjoint from ``A``.
       C: the conditioning variables (possibly empty), disjoint from ``A`` and ``B``.
       max_size: refuse joints with more configurations than this.
 

@@ -1,6 +1,8 @@
 """Energies and model containers; each model is a pytree that is its own ``params``."""
 
+from umrf.models._bayesian_network import from_bayesian_network
 from umrf.models._discrete_mrf import DiscreteMRF, Factor
+from umrf.models._lattice import ISING_CRITICAL_BETA, Ising, Potts, ising, potts
 from umrf.models._gaussian import Gaussian
 from umrf.models._gaussian_mixture import GaussianMixture
 from umrf.models._gaussian_mrf import GaussianMRF
@@ -15,6 +17,11 @@ from umrf.models._neural import (
 )
 
 __all__ = [
+    "ISING_CRITICAL_BETA",
+    "Ising",
+    "Potts",
+    "ising",
+    "potts",
     "MLPEnergy",
     "MLPScore",
     "NoiseConditionalMLPEnergy",
@@ -23,6 +30,7 @@ __all__ = [
     "nnx_score",
     "DiscreteMRF",
     "Factor",
+    "from_bayesian_network",
     "Gaussian",
     "GaussianMRF",
     "GaussianMixture",

@@ -15,7 +15,7 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -24,6 +24,16 @@ import networkx as nx
 import numpy as np
 
 from umrf._validation import is_concrete
+
+
+def broadcast_table(
+    table: jax.Array, scope: tuple[int, ...], target: tuple[int, ...], cards: Sequence[int]
+) -> jax.Array:
+    """Broadcast a table on ``scope`` to the full shape of ``target ⊇ scope`` (axes reordered)."""
+    perm = sorted(range(len(scope)), key=lambda a: target.index(scope[a]))
+    t = jnp.transpose(table, perm) if perm != list(range(len(scope))) else table
+    shape = tuple(cards[v] if v in scope else 1 for v in target)
+    return jnp.broadcast_to(jnp.reshape(t, shape), tuple(cards[v] for v in target))
 
 
 @jax.tree_util.register_pytree_node_class
@@ -41,9 +51,12 @@ class Factor:
     def __init__(self, scope: Iterable[int], log_potential: Any):
         """Build a factor; see the class docstring.
 
+        Integer or boolean tables are cast to ``float32``.
+
         Raises:
-          ValueError: repeated variables in ``scope`` or a table whose rank
-            differs from ``len(scope)``.
+          ValueError: repeated or negative variables in ``scope``, a table whose
+            rank differs from ``len(scope)``, or a concrete table with NaN or
+            ``+inf`` entries.
         """
         scope = tuple(int(v) for v in scope)
         if len(set(scope)) != len(scope):
@@ -60,8 +73,16 @@ class Factor:
                 f"Factor `log_potential` has {table.ndim} axes but `scope` {scope} has "
                 f"{len(scope)} variables; give one axis per scope variable."
             )
-        if is_concrete(table) and bool(jnp.any(jnp.isnan(table))):
-            raise ValueError("Factor `log_potential` contains NaN; use -inf for a hard zero.")
+        if not jnp.issubdtype(table.dtype, jnp.inexact):
+            table = table.astype(jnp.float32)
+        if is_concrete(table):
+            if bool(jnp.any(jnp.isnan(table))):
+                raise ValueError("Factor `log_potential` contains NaN; use -inf for a hard zero.")
+            if bool(jnp.any(table == jnp.inf)):
+                raise ValueError(
+                    "Factor `log_potential` contains +inf (an infinite potential); "
+                    "log-potentials must be finite or -inf (a hard zero)."
+                )
         self.scope = scope
         self.log_potential = table
 
@@ -69,9 +90,24 @@ class Factor:
     def from_potential(cls, scope: Iterable[int], potential: Any) -> Factor:
         """Build a factor from a linear-space table ``ψ_C ≥ 0`` (zeros become ``-inf``).
 
+        Args:
+          scope: the factor's variables.
+          potential: a non-negative table of shape ``(K_{v_1}, …, K_{v_m})``.
+
         Raises:
           ValueError: if any entry of ``potential`` is negative or not finite.
+          TypeError: if ``potential`` is a tracer.
+
+        Examples:
+          >>> f = Factor.from_potential((0, 1), [[1.0, 0.0], [2.0, 1.0]])
+          >>> f.log_potential[0, 1].item()
+          -inf
         """
+        if isinstance(potential, jax.core.Tracer):
+            raise TypeError(
+                "`potential` must be concrete (numpy or a concrete array); inside jit pass "
+                "log-potentials to `Factor(scope, jnp.log(potential))`."
+            )
         arr = np.asarray(potential, dtype=np.float64)
         if np.any(~np.isfinite(arr)) or np.any(arr < 0):
             raise ValueError(
@@ -129,6 +165,12 @@ class DiscreteMRF:
           ValueError: a bad cardinality, a variable out of range, a table of
             the wrong shape, or a scope that is not a clique of ``graph``.
         """
+        if isinstance(cardinalities, int | np.integer):
+            raise TypeError(
+                "`cardinalities` must be a sequence with one int per variable, e.g. [2] * n."
+            )
+        if any(isinstance(k, bool) or not isinstance(k, int | np.integer) for k in cardinalities):
+            raise TypeError(f"`cardinalities` must be ints; got {list(cardinalities)!r}.")
         cards = tuple(int(k) for k in cardinalities)
         if any(k < 1 for k in cards):
             raise ValueError(f"`cardinalities` must all be >= 1; got {cards}.")
@@ -157,10 +199,15 @@ class DiscreteMRF:
                 for b in f.scope[i + 1 :]
             }
         else:
+            if not isinstance(graph, nx.Graph) or graph.is_directed():
+                raise TypeError(
+                    "`graph` must be an undirected networkx Graph (use umrf.graphs.moralize for "
+                    f"a DAG); got {type(graph).__name__}."
+                )
             unknown = set(graph.nodes) - set(range(n))
             if unknown:
                 raise ValueError(
-                    f"`graph` has nodes {sorted(unknown)[:5]} outside 0..{n - 1}; "
+                    f"`graph` has nodes {sorted(unknown, key=repr)[:5]} outside 0..{n - 1}; "
                     "label nodes by variable index."
                 )
             for k, f in enumerate(factors):
@@ -217,6 +264,118 @@ class DiscreteMRF:
         g.add_nodes_from(range(self.num_variables))
         g.add_edges_from(self.edges)
         return g
+
+    # --- transformations ----------------------------------------------------------
+    def condition(
+        self, evidence: Mapping[int, Any], *, return_mapping: bool = False
+    ) -> DiscreteMRF | tuple[DiscreteMRF, tuple[int, ...]]:
+        """Clamp observed variables: the model of ``p(x_free | x_E = e)``.
+
+        Every factor is sliced at the observed states, so the new model's
+        unnormalised density on the free variables equals the old one's with
+        ``x_E = e`` plugged in: ``p̃'(x_F) = p̃(x_F, e)``. Factors whose scope is
+        entirely observed are kept as constant (scope ``()``) factors, so
+        ``log Z' − log Z = log p(x_E = e)``.
+
+        Renumbering: the free variables keep their relative order; new
+        variable ``j`` is old variable ``kept[j]`` where ``kept`` is the sorted
+        tuple of unobserved indices (returned with ``return_mapping=True``).
+        The new graph is the subgraph of ``self.graph`` induced on ``kept``.
+
+        Args:
+          evidence: ``{variable: state}``; states may be traced int scalars
+            (the structure depends only on the keys), concrete ones are checked.
+          return_mapping: also return ``kept``.
+
+        Returns:
+          The conditioned ``DiscreteMRF`` (and ``kept`` if asked).
+
+        Raises:
+          TypeError: ``evidence`` is not a mapping or a key is not an int.
+          ValueError: an unknown variable or a state outside ``0..K_i − 1``.
+
+        Examples:
+          >>> import jax.numpy as jnp
+          >>> mrf = DiscreteMRF([2, 3], [Factor((0, 1), jnp.zeros((2, 3)))])
+          >>> small, kept = mrf.condition({0: 1}, return_mapping=True)
+          >>> small.cardinalities, kept
+          ((3,), (1,))
+        """
+        if not isinstance(evidence, Mapping):
+            raise TypeError(
+                f"`evidence` must be a mapping {{variable: state}}; got {type(evidence).__name__}."
+            )
+        ev: dict[int, Any] = {}
+        for v, val in evidence.items():
+            if isinstance(v, bool) or not isinstance(v, int | np.integer):
+                raise TypeError(f"`evidence` keys must be int variable indices; got {v!r}.")
+            v = int(v)
+            if not 0 <= v < self.num_variables:
+                raise ValueError(
+                    f"`evidence` names variable {v}, outside 0..{self.num_variables - 1}."
+                )
+            if is_concrete(val):
+                arr = np.asarray(val)
+                if arr.shape != () or not np.issubdtype(arr.dtype, np.integer):
+                    raise ValueError(f"`evidence[{v}]` must be an int state; got {val!r}.")
+                if not 0 <= int(arr) < self.cardinalities[v]:
+                    raise ValueError(
+                        f"`evidence[{v}]` = {int(arr)} is outside 0..{self.cardinalities[v] - 1}."
+                    )
+                val = int(arr)
+            ev[v] = val
+        kept = tuple(v for v in range(self.num_variables) if v not in ev)
+        new_index = {v: j for j, v in enumerate(kept)}
+        factors = []
+        for f in self.factors:
+            table = f.log_potential
+            for axis in reversed(range(len(f.scope))):
+                v = f.scope[axis]
+                if v in ev:
+                    table = jax.lax.dynamic_index_in_dim(table, ev[v], axis, keepdims=False)
+            scope = tuple(new_index[v] for v in f.scope if v not in ev)
+            factors.append(Factor.tree_unflatten(scope, (table,)))
+        obj = object.__new__(DiscreteMRF)
+        obj.cardinalities = tuple(self.cardinalities[v] for v in kept)
+        obj.factors = tuple(factors)
+        obj.edges = tuple(
+            sorted(
+                (new_index[a], new_index[b]) for a, b in self.edges if a not in ev and b not in ev
+            )
+        )
+        return (obj, kept) if return_mapping else obj
+
+    def merge_to_maximal_cliques(self) -> DiscreteMRF:
+        """An equal distribution with one factor per maximal clique of ``self.graph``.
+
+        Each factor is added (in log-space) to the first maximal clique, in
+        :func:`umrf.graphs.maximal_cliques` order (largest first), that contains
+        its scope; a maximal clique that receives no factor gets a table of
+        zeros (``ψ = 1``). This is the "maximal cliques only" definition of an
+        undirected model (Bishop, 2006, §8.3.2); the unnormalised density, and
+        so ``Z``, is unchanged. New scopes are sorted; tables have the full
+        clique shape, so the cost grows with the clique sizes.
+
+        Returns:
+          A new ``DiscreteMRF`` on the same graph.
+        """
+        from umrf.graphs import maximal_cliques
+
+        if self.num_variables == 0:
+            return self
+        cliques = maximal_cliques(self.graph)
+        dtype = jnp.result_type(*(f.log_potential for f in self.factors), jnp.float32)
+        tables = [jnp.zeros(tuple(self.cardinalities[v] for v in c), dtype) for c in cliques]
+        for f in self.factors:
+            k = next(i for i, c in enumerate(cliques) if set(f.scope) <= set(c))
+            tables[k] = tables[k] + broadcast_table(
+                f.log_potential, f.scope, cliques[k], self.cardinalities
+            ).astype(dtype)
+        return DiscreteMRF(
+            self.cardinalities,
+            [Factor.tree_unflatten(c, (t,)) for c, t in zip(cliques, tables, strict=True)],
+            graph=self.graph,
+        )
 
     # --- energy -----------------------------------------------------------------
     def energy(self, x: jax.Array) -> jax.Array:

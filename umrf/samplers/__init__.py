@@ -1,11 +1,15 @@
 """Samplers with one shape: ``alg.init(x, params)``, ``alg.step(key, state, params)``."""
 
+from umrf.samplers._adaptation import MALAWarmupResult, mala_warmup
 from umrf.samplers._annealed_langevin import (
     AnnealedLangevinInfo,
     AnnealedLangevinState,
     annealed_langevin,
 )
 from umrf.samplers._base import SamplingAlgorithm
+from umrf.samplers._gibbs import GibbsInfo, GibbsState, gibbs
+from umrf.samplers._lattice_gibbs import LatticeGibbsState, lattice_gibbs
+from umrf.samplers._diagnostics import effective_sample_size, split_rhat
 from umrf.samplers._driver import Trace, sample_chains
 from umrf.samplers._mala import MALAInfo, MALAState, mala
 from umrf.samplers._ula import ULAInfo, ULAState, ula
@@ -19,6 +23,11 @@ from umrf.samplers._negatives import (
 from umrf.samplers._replay_buffer import ReplayBuffer, ReplayBufferState, uniform_init
 
 __all__ = [
+    "GibbsInfo",
+    "GibbsState",
+    "LatticeGibbsState",
+    "gibbs",
+    "lattice_gibbs",
     "NegativesInfo",
     "ReplayBuffer",
     "ReplayBufferState",
@@ -39,4 +48,8 @@ __all__ = [
     "mala",
     "sample_chains",
     "ula",
+    "effective_sample_size",
+    "split_rhat",
+    "MALAWarmupResult",
+    "mala_warmup",
 ]

@@ -1,0 +1,260 @@
+"""The ``umrf`` command line: ``umrf demo`` trains and samples a 2-D energy model.
+
+``umrf demo`` trains two energy-based models on a built-in 2-D data set:
+
+* a noise-conditional MLP energy ``E(x, σ)`` with multi-noise denoising score
+  matching (Song & Ermon 2019), sampled with annealed Langevin dynamics;
+* an MLP energy ``E(x)`` with persistent contrastive divergence (Tieleman
+  2008; ULA negatives), sampled with MALA;
+
+then prints a sample-quality figure, the squared MMD (RBF kernel) between
+model samples and held-out data next to the data-vs-data baseline, and writes
+a PNG of the data, the samples and the energy landscapes.
+
+``umrf bench`` lists the benchmark scripts in ``benchmarks/`` (or runs one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+DATASETS = ("rings", "two_moons", "checkerboard", "eight_gaussians")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="umrf",
+        description="umrf: undirected graphical models and energy-based models in JAX.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser(
+        "demo",
+        help="train a 2-D energy with DSM and persistent CD, sample it, plot it",
+        description=(
+            "Train an energy-based model on a 2-D toy data set with multi-noise denoising "
+            "score matching (sampled with annealed Langevin) and with persistent contrastive "
+            "divergence (sampled with MALA); print the MMD to held-out data and write a PNG."
+        ),
+    )
+    demo.add_argument("--dataset", choices=DATASETS, default="rings", help="default: rings")
+    demo.add_argument("--steps", type=int, default=1500, help="optimiser steps per model")
+    demo.add_argument("--batch-size", type=int, default=256)
+    demo.add_argument("--num-samples", type=int, default=1000, help="model samples drawn")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--method", choices=("both", "dsm", "pcd"), default="both", help="which model(s) to train"
+    )
+    demo.add_argument("--out", type=Path, default=Path("."), help="directory for the PNG")
+    demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    bench = sub.add_parser("bench", help="list the benchmark scripts, or run one")
+    bench.add_argument("name", nargs="?", help="script name (e.g. training_throughput)")
+    bench.add_argument("--quick", action="store_true", help="pass --quick to the script")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``umrf`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        return _demo(args)
+    return _bench(args)
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def _bench(args: argparse.Namespace) -> int:
+    root = Path(__file__).resolve().parent.parent / "benchmarks"
+    scripts = sorted(p for p in root.glob("*.py") if not p.name.startswith("_"))
+    if not scripts:
+        print("no benchmark scripts found (benchmarks/ ships with the source tree only)")
+        return 1
+    if args.name is None:
+        print("benchmarks (run with `umrf bench NAME [--quick]`):")
+        for p in scripts:
+            print(f"  {p.stem}")
+        return 0
+    match = [p for p in scripts if p.stem == args.name]
+    if not match:
+        print(f"unknown benchmark {args.name!r}; choose from {[p.stem for p in scripts]}")
+        return 2
+    cmd = [sys.executable, str(match[0])] + (["--quick"] if args.quick else [])
+    return subprocess.call(cmd, cwd=root.parent)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+    from flax import nnx
+
+    import umrf
+    from umrf import training
+
+    for name in ("steps", "batch_size", "num_samples"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"umrf demo: --{name.replace('_', '-')} must be >= 1")
+    t_start = time.perf_counter()
+    progress = not args.no_progress
+    dataset = getattr(umrf.models, args.dataset)
+    key = jax.random.key(args.seed)
+    k_train, k_test, k_base, k_dsm, k_pcd, k_sample = jax.random.split(key, 6)
+    n = args.num_samples
+    x_train = dataset(k_train, 8000)
+    x_test = dataset(k_test, n)
+    x_base = dataset(k_base, n)
+    scale = float(jnp.max(jnp.abs(x_train)))
+    baseline = float(training.mmd(x_base, x_test))
+    print(f"umrf demo: {args.dataset}, {x_train.shape[0]} training points, {n} held-out points")
+
+    results: list[tuple[str, float, float]] = []
+    panels: list[tuple[str, np.ndarray | None, np.ndarray | None]] = []
+
+    if args.method in ("both", "dsm"):
+        # ---- multi-noise DSM on a noise-conditional energy, annealed Langevin
+        sigmas = umrf.losses.geometric_sigmas(scale, 0.03 * scale, 10)
+        module = umrf.models.NoiseConditionalMLPEnergy(2, (128, 128), rngs=nnx.Rngs(args.seed))
+        energy_nc, params = umrf.models.nnx_energy(module, noise_conditional=True)
+
+        def score_nc(p, x, s):
+            return -jax.grad(energy_nc, argnums=1)(p, x, s)
+
+        def dsm_loss(p, batch, key, extra):
+            loss = umrf.losses.multiscale_denoising_score_matching(
+                score_nc, p, batch, key, sigmas=sigmas
+            )
+            return loss, extra
+
+        t0 = time.perf_counter()
+        opt = optax.adam(optax.cosine_decay_schedule(2e-3, args.steps, 0.05))
+        state, _ = training.fit(
+            dsm_loss,
+            opt,
+            params,
+            x_train,
+            key=k_dsm,
+            num_steps=args.steps,
+            batch_size=args.batch_size,
+            progress=progress,
+            desc="DSM (multi-noise)",
+        )
+        alg = umrf.samplers.annealed_langevin(
+            score_nc, np.asarray(sigmas).tolist(), steps_per_level=30, eps=2e-4 * scale**2
+        )
+        x0 = sigmas[0] * jax.random.normal(k_sample, (n, 2))
+        final, _ = umrf.sample_chains(alg, jax.random.fold_in(k_sample, 1), x0, state.params, 1)
+        samples = np.asarray(final.position)
+        quality = float(training.mmd(samples, x_test))
+        results.append(("DSM (multi-noise) + annealed Langevin", quality, time.perf_counter() - t0))
+        sigma_min = float(sigmas[-1])
+        panels.append(
+            (
+                f"DSM energy E(x, σ={sigma_min:.2g})",
+                samples,
+                _landscape(lambda x: energy_nc(state.params, x, sigma_min), scale),
+            )
+        )
+
+    if args.method in ("both", "pcd"):
+        # ---- persistent CD on an MLP energy (ULA negatives), MALA sampling
+        module = umrf.models.MLPEnergy(2, (128, 128), confinement=0.05, rngs=nnx.Rngs(args.seed))
+        energy_fn, params = umrf.models.nnx_energy(module)
+        step = 0.005 * scale**2
+        negatives = umrf.samplers.ula(energy_fn, step)
+
+        def pcd_loss(p, batch, key, chains):
+            chains, _ = umrf.samplers.pcd_negatives(negatives, key, chains, p, num_steps=20)
+            loss = umrf.losses.contrastive_divergence(energy_fn, p, batch, chains, alpha=0.1)
+            return loss, chains
+
+        t0 = time.perf_counter()
+        chains0 = jax.random.uniform(k_pcd, (args.batch_size, 2), minval=-scale, maxval=scale)
+        opt = optax.adam(optax.cosine_decay_schedule(1e-3, args.steps, 0.1), b1=0.5)
+        state, _ = training.fit(
+            pcd_loss,
+            opt,
+            params,
+            x_train,
+            key=jax.random.fold_in(k_pcd, 1),
+            num_steps=args.steps,
+            batch_size=args.batch_size,
+            extra=chains0,
+            progress=progress,
+            desc="persistent CD",
+        )
+        alg = umrf.samplers.mala(energy_fn, step)
+        x0 = jax.random.uniform(k_sample, (n, 2), minval=-scale, maxval=scale)
+        final, _ = umrf.sample_chains(alg, jax.random.fold_in(k_sample, 2), x0, state.params, 500)
+        samples = np.asarray(final.position)
+        quality = float(training.mmd(samples, x_test))
+        results.append(("PCD (ULA negatives) + MALA", quality, time.perf_counter() - t0))
+        panels.append(
+            ("PCD energy E(x)", samples, _landscape(lambda x: energy_fn(state.params, x), scale))
+        )
+
+    width = max(len(r[0]) for r in results + [("data vs data (baseline)", 0, 0)])
+    print(f"\n{'sample quality: MMD² (RBF, median bandwidth) vs held-out':{width}}")
+    print(f"{'data vs data (baseline)':<{width}}  MMD² = {baseline:.5f}")
+    for name, quality, seconds in results:
+        print(f"{name:<{width}}  MMD² = {quality:.5f}   ({seconds:.1f} s)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"umrf_demo_{args.dataset}.png"
+    _figure(np.asarray(x_test), panels, scale, path, args.dataset)
+    print(f"\nwrote {path.resolve()}  (total {time.perf_counter() - t_start:.1f} s)")
+    return 0
+
+
+def _landscape(energy_one, scale: float, num: int = 120):
+    """Energy on a ``num × num`` grid over ``[-1.1·scale, 1.1·scale]²``."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    g = jnp.linspace(-1.1 * scale, 1.1 * scale, num)
+    xx, yy = jnp.meshgrid(g, g)
+    grid = jnp.stack([xx.ravel(), yy.ravel()], axis=1)
+    e = jax.jit(jax.vmap(energy_one))(grid)
+    return np.asarray(e).reshape(num, num)
+
+
+def _figure(data, panels, scale: float, path: Path, title: str) -> None:
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    ncols = 1 + 2 * len(panels)
+    fig = Figure(figsize=(3.2 * ncols, 3.4))
+    axes = fig.subplots(1, ncols)
+    lim = 1.1 * scale
+    axes[0].scatter(data[:, 0], data[:, 1], s=2, c="k")
+    axes[0].set_title(f"held-out data ({title})")
+    col = 1
+    for name, samples, energy in panels:
+        ax = axes[col]
+        ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:blue")
+        ax.set_title(name.split(" energy")[0] + " samples")
+        ax = axes[col + 1]
+        density = np.exp(-(energy - energy.min()))
+        ax.imshow(density, origin="lower", extent=(-lim, lim, -lim, lim), cmap="viridis")
+        ax.set_title(f"{name}: exp(-E)")
+        col += 2
+    for ax in axes:
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

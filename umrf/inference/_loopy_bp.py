@@ -1,0 +1,278 @@
+"""Loopy belief propagation (sum- and max-product) on the factor graph of a ``DiscreteMRF``.
+
+Messages live in log-space on the edges ``(k, i)`` of the factor graph
+(factor ``k``, variable ``i ∈ C_k``), with ``θ_k = log ψ_k / T``:
+
+    μ_{i→k}(x_i) = Σ_{k' ∋ i, k' ≠ k} μ_{k'→i}(x_i)
+    μ_{k→i}(x_i) = ⊕_{x_{C_k \\ i}} [ θ_k(x_{C_k}) + Σ_{j ∈ C_k \\ i} μ_{j→k}(x_j) ]
+
+where ``⊕`` is log-sum-exp ("sum" mode, sum-product) or max ("max" mode,
+max-product). Schedule: *parallel* (flooding): every factor-to-variable
+message is recomputed from the previous iteration's messages at once, then
+normalised (log-sum-exp or max set to 0) and damped in log-space,
+``μ ← (1 − d)·μ_new + d·μ_old``. On a tree (or chain) the parallel schedule
+is exact after ``diameter`` iterations; on loopy graphs it is a fixed-point
+iteration of the Bethe free energy (Yedidia, Freeman & Weiss 2005) that may
+not converge (the result reports ``max_change`` and ``converged``).
+
+Outputs: variable beliefs ``b_i ∝ exp(Σ_{k ∋ i} μ_{k→i})``, factor beliefs
+``b_k ∝ exp(θ_k + Σ_{j ∈ C_k} μ_{j→k})``, the Bethe estimate
+
+    log Z_Bethe = Σ_k [E_{b_k} θ_k + H(b_k)] − Σ_i (d_i − 1) H(b_i)
+
+(``d_i`` = number of factors containing ``i``), exact on trees, and a MAP
+decoding ``x̂_i = argmax b_i`` (exact for max-product on trees without ties).
+
+Vectorisation: factors are grouped by table shape, so one iteration is a few
+batched gathers, ``logsumexp``/``max`` reductions and scatters per group and
+slot, independent of the number of factors. Variable-to-factor messages are
+sums over the *other* incoming edges (a padded static gather), never
+``b_i − μ_{k→i}``, so hard zeros (``−inf``) never produce ``−inf − (−inf)``.
+
+References:
+  J. Pearl, *Probabilistic Reasoning in Intelligent Systems*, 1988.
+  F. R. Kschischang, B. J. Frey, H.-A. Loeliger, "Factor graphs and the
+  sum-product algorithm", IEEE Trans. Inf. Theory 47, 2001.
+  J. S. Yedidia, W. T. Freeman, Y. Weiss, "Constructing free-energy
+  approximations and generalized belief propagation algorithms", IEEE Trans.
+  Inf. Theory 51, 2005.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from umrf._validation import check_positive, check_positive_int, check_probability
+from umrf.models._discrete_mrf import DiscreteMRF
+from umrf.models._factor_groups import FactorGroups, check_mrf
+
+
+class BeliefPropagationResult(NamedTuple):
+    """Result of :func:`loopy_belief_propagation`.
+
+    Attributes:
+      variables: ``variables[i]``: belief ``b_i`` (approximate marginal; in max
+        mode the normalised max-marginal), length ``K_i``.
+      factors: ``factors[k]``: factor belief ``b_k``, shaped like factor ``k``.
+      log_partition: sum mode: the Bethe estimate of ``log Z`` (of
+        ``p ∝ exp(-E/T)``); max mode: ``Σ_k log ψ_k(x̂) = −E(x̂)``, the
+        unnormalised log-probability of the decoded assignment.
+      map_assignment: ``(n,)`` int32, ``argmax_s b_i(s)`` per variable.
+      max_change: largest absolute change of a factor-to-variable log-message
+        in the last iteration (``inf`` if a message switched to/from ``−inf``).
+      converged: ``max_change < tol``.
+    """
+
+    variables: tuple[jax.Array, ...]
+    factors: tuple[jax.Array, ...]
+    log_partition: jax.Array
+    map_assignment: jax.Array
+    max_change: jax.Array
+    converged: jax.Array
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _lse(a: jax.Array, axis: tuple[int, ...]) -> jax.Array:
+    """Log-sum-exp over ``axis``: ``−inf`` on an all ``−inf`` slice, with a NaN-free JVP."""
+    m = jnp.max(a, axis=axis, keepdims=True)
+    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m)))
+    return jnp.squeeze(jnp.log(jnp.sum(jnp.exp(a - m), axis=axis, keepdims=True)) + m, axis)
+
+
+@_lse.defjvp
+def _lse_jvp(axis, primals, tangents):
+    (a,), (ta,) = primals, tangents
+    out = _lse(a, axis)
+    o = jnp.expand_dims(out, axis)
+    ok = jnp.isfinite(o)
+    w = jnp.where(ok, jnp.exp(a - jnp.where(ok, o, jnp.zeros_like(o))), jnp.zeros_like(a))
+    return out, jnp.sum(w * ta, axis=axis)
+
+
+def xlogx(p: jax.Array) -> jax.Array:
+    """``p log p`` with ``0 log 0 = 0`` and a zero (not NaN) derivative at ``p = 0``."""
+    pos = p > 0
+    return jnp.where(pos, p * jnp.log(jnp.where(pos, p, jnp.ones_like(p))), jnp.zeros_like(p))
+
+
+def _finite_or_zero(x: jax.Array) -> jax.Array:
+    return jnp.where(jnp.isfinite(x), x, jnp.zeros_like(x))
+
+
+class _Edges:
+    """Static factor-graph edge indexing (numpy, built once per structure)."""
+
+    def __init__(self, fg: FactorGroups):
+        self.edge_ids = []
+        var_of, card_of = [], []
+        e = 0
+        for g in fg.groups:
+            f, m = g.scopes.shape
+            ids = np.arange(e, e + f * m, dtype=np.int32).reshape(f, m)
+            self.edge_ids.append(ids)
+            var_of.append(g.scopes.reshape(-1))
+            card_of.append(np.broadcast_to(np.asarray(g.shape), (f, m)).reshape(-1))
+            e += f * m
+        self.num_edges = e
+        self.var_of = np.concatenate(var_of) if var_of else np.zeros(0, np.int32)
+        card = np.concatenate(card_of) if card_of else np.zeros(0, np.int64)
+        self.valid = np.arange(fg.max_card)[None, :] < card[:, None]
+        incoming: list[list[int]] = [[] for _ in range(fg.num_variables)]
+        for edge, v in enumerate(self.var_of.tolist()):
+            incoming[v].append(edge)
+        self.degree = np.asarray([len(x) for x in incoming], np.int32)
+        dmax = max(int(self.degree.max(initial=0)), 1)
+        dummy = e  # index of an appended all-zero message row
+        self.incoming = np.full((fg.num_variables, dmax), dummy, np.int32)
+        for v, lst in enumerate(incoming):
+            self.incoming[v, : len(lst)] = lst
+        self.others = np.full((e, max(dmax - 1, 1)), dummy, np.int32)
+        for lst in incoming:
+            for a, edge in enumerate(lst):
+                rest = lst[:a] + lst[a + 1 :]
+                self.others[edge, : len(rest)] = rest
+
+
+def _expand(x: jax.Array, slot: int, arity: int) -> jax.Array:
+    shape = [x.shape[0]] + [1] * arity
+    shape[1 + slot] = x.shape[1]
+    return x.reshape(shape)
+
+
+def loopy_belief_propagation(
+    mrf: DiscreteMRF,
+    num_iters: int = 100,
+    damping: float = 0.5,
+    mode: str = "sum",
+    temperature: float = 1.0,
+    *,
+    tol: float = 1e-4,
+) -> BeliefPropagationResult:
+    """Loopy belief propagation with a parallel (flooding) schedule in log-space.
+
+    Runs exactly ``num_iters`` parallel iterations (a ``lax.scan``, so the
+    result is differentiable with respect to the log-potentials and jit/vmap
+    friendly) and reports the last iteration's ``max_change``.
+
+    Args:
+      mrf: the model ``p(x) ∝ Π_k ψ_k(x_{C_k})``.
+      num_iters: number of parallel iterations (``≥ 1``); a tree needs its diameter.
+      damping: ``d ∈ [0, 1)``; ``μ ← (1 − d)·μ_new + d·μ_old`` in log-space.
+      mode: ``"sum"`` (marginals, Bethe log Z) or ``"max"`` (max-marginals, MAP).
+      temperature: ``T > 0``; messages use ``θ_k = log ψ_k / T``, i.e. BP for
+        ``p_T ∝ exp(−E/T)`` (DESIGN.md §1). Ignored by the argmax in max mode.
+      tol: threshold on ``max_change`` for the ``converged`` flag.
+
+    Returns:
+      :class:`BeliefPropagationResult` ``(variables, factors, log_partition,
+      map_assignment, max_change, converged)``.
+
+    Raises:
+      TypeError/ValueError: not a DiscreteMRF, ``num_iters < 1``, ``damping``
+        outside ``[0, 1)``, an unknown ``mode``, non-positive ``temperature``/``tol``.
+
+    Examples:
+      >>> import jax.numpy as jnp, umrf
+      >>> from umrf.models import DiscreteMRF, Factor
+      >>> mrf = DiscreteMRF([2, 2], [Factor((0, 1), jnp.array([[1.0, 0.0], [0.0, 1.0]]))])
+      >>> bp = umrf.inference.loopy_belief_propagation(mrf, num_iters=5, damping=0.0)
+      >>> round(float(bp.log_partition), 5) == round(float(umrf.inference.log_partition(mrf)), 5)
+      True
+    """
+    check_mrf("mrf", mrf)
+    num_iters = check_positive_int("num_iters", num_iters)
+    check_probability("damping", damping)
+    if mode not in ("sum", "max"):
+        raise ValueError(f'`mode` must be "sum" or "max"; got {mode!r}.')
+    check_positive("temperature", temperature)
+    check_positive("tol", tol)
+    damping = float(damping)
+    fg = FactorGroups(mrf)
+    ed = _Edges(fg)
+    raw = fg.tables(mrf)
+    dtype = jnp.result_type(*raw, jnp.float32) if raw else jnp.float32
+    theta = [(t.astype(dtype) / temperature) for t in raw]
+    valid = jnp.asarray(ed.valid)
+    kmax = fg.max_card
+    neg_inf = jnp.asarray(-jnp.inf, dtype)
+
+    def reduce(a: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+        return _lse(a, axes) if mode == "sum" else jnp.max(a, axis=axes)
+
+    def var_to_factor(msgs: jax.Array) -> jax.Array:
+        ext = jnp.concatenate([msgs, jnp.zeros((1, kmax), dtype)])
+        out = jnp.sum(ext[ed.others], axis=1)
+        top = jnp.max(jnp.where(valid, out, neg_inf), axis=1, keepdims=True)
+        return out - jax.lax.stop_gradient(_finite_or_zero(top))
+
+    def incoming_sum(g_index: int, v2f: jax.Array, skip: int | None) -> jax.Array:
+        g = fg.groups[g_index]
+        m = len(g.shape)
+        acc = theta[g_index]
+        for l in range(m):
+            if l != skip:
+                acc = acc + _expand(v2f[ed.edge_ids[g_index][:, l], : g.shape[l]], l, m)
+        return acc
+
+    def iterate(msgs: jax.Array, _: Any) -> tuple[jax.Array, jax.Array]:
+        v2f = var_to_factor(msgs)
+        new = jnp.full(msgs.shape, -jnp.inf, dtype)
+        for gi, g in enumerate(fg.groups):
+            m = len(g.shape)
+            for j in range(m):
+                acc = incoming_sum(gi, v2f, j)
+                out = reduce(acc, tuple(1 + l for l in range(m) if l != j))
+                new = new.at[ed.edge_ids[gi][:, j], : g.shape[j]].set(out)
+        norm = reduce(jnp.where(valid, new, neg_inf), (1,))[:, None]
+        new = new - _finite_or_zero(norm)
+        if damping:
+            new = (1.0 - damping) * new + damping * msgs
+        a, b = jax.lax.stop_gradient(new), jax.lax.stop_gradient(msgs)
+        same = (a == b) | (jnp.isneginf(a) & jnp.isneginf(b))
+        zero = jnp.zeros((), dtype)
+        diff = jnp.abs(jnp.where(same, zero, a) - jnp.where(same, zero, b))
+        change = jnp.max(diff, initial=0.0)
+        return new, change
+
+    msgs0 = jnp.where(valid, jnp.zeros((), dtype), neg_inf)
+    msgs, changes = jax.lax.scan(iterate, msgs0, None, length=num_iters)
+
+    # --- beliefs ----------------------------------------------------------------------------
+    ext = jnp.concatenate([msgs, jnp.zeros((1, kmax), dtype)])
+    vlogit = jnp.sum(ext[ed.incoming], axis=1)
+    vlogit = jnp.where(jnp.asarray(fg.state_mask), vlogit, neg_inf)
+    vbel = jax.nn.softmax(vlogit, axis=-1)
+    x_hat = jnp.argmax(vlogit, axis=-1).astype(jnp.int32)
+    v2f = var_to_factor(msgs)
+    fbel: list[Any] = [None] * len(mrf.factors)
+    energy_terms = fg.constant(mrf, dtype) / temperature
+    bethe_factor = jnp.zeros((), dtype)
+    for gi, g in enumerate(fg.groups):
+        m = len(g.shape)
+        acc = incoming_sum(gi, v2f, None)
+        axes = tuple(range(1, m + 1))
+        logz = _lse(acc, axes)
+        b = jnp.exp(acc - _finite_or_zero(logz).reshape((-1,) + (1,) * m))
+        th = theta[gi]
+        bethe_factor = bethe_factor + jnp.sum(jnp.where(b > 0, th, 0.0) * b)
+        bethe_factor = bethe_factor - jnp.sum(xlogx(b))
+        for r, k in enumerate(g.factor_ids):
+            fbel[int(k)] = b[r]
+    for k in fg.constant_ids:
+        fbel[k] = jnp.ones((), dtype)
+    h_var = -jnp.sum(xlogx(vbel), axis=-1)
+    deg = jnp.asarray(ed.degree, dtype)
+    if mode == "sum":
+        log_z = energy_terms + bethe_factor - jnp.sum((deg - 1.0) * h_var)
+    else:
+        log_z = fg.log_score(raw, x_hat) + fg.constant(mrf, dtype)
+    variables = tuple(vbel[i, :k] for i, k in enumerate(fg.cardinalities))
+    change = changes[-1]
+    return BeliefPropagationResult(
+        variables, tuple(fbel), log_z, x_hat, change, change < tol
+    )

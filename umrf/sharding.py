@@ -1,0 +1,117 @@
+"""Chains across devices and hosts.
+
+Independent MCMC chains are embarrassingly parallel: umrf shards the chain
+axis (the leading axis of ``x0``, of every state leaf and of the per-chain
+keys) over a one-dimensional mesh whose axis is named ``"chains"``, and
+replicates ``params``. Because each chain's random keys depend only on the
+user's key and the chain/step indices (see :func:`umrf.sample_chains`), a
+sharded run gives the same chains as a one-device run.
+
+Single host, several devices::
+
+    mesh = umrf.sharding.chains_mesh()                 # all local devices
+    final, trace = umrf.sample_chains(alg, key, x0, params, 1000, mesh=mesh)
+
+(On CPU, ``jax.config.update("jax_num_cpu_devices", 8)`` before any JAX
+call gives 8 devices, which is how the test suite checks the equality.)
+
+Multi-host recipe (one process per host, e.g. under SLURM or on a TPU pod):
+
+1. Call ``jax.distributed.initialize()`` first thing in every process
+   (coordinator address, process count and id come from the environment on
+   TPU/SLURM, or pass them explicitly).
+2. Build ONE global mesh over every device of every process:
+   ``mesh = umrf.sharding.chains_mesh(jax.devices())`` (``jax.devices()`` is
+   global after step 1; ``jax.local_devices()`` is this host's share).
+3. Every process creates the same ``key`` and ``params`` (same seed) and its
+   own block of initial positions, ``num_chains // jax.process_count()``
+   rows, then assembles the global array with
+   ``x0 = umrf.sharding.global_chains(local_x0, mesh)`` (a wrapper of
+   ``jax.make_array_from_process_local_data``).
+4. Call ``umrf.sample_chains(alg, key, x0, params, n, mesh=mesh)`` in every
+   process (SPMD: same program, same arguments). Results are global arrays;
+   read this host's chains with ``umrf.sharding.local_chains(trace)`` or
+   gather with ``jax.experimental.multihost_utils.process_allgather``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+__all__ = ["chains_mesh", "chains_sharding", "global_chains", "local_chains", "shard_chains"]
+
+CHAINS = "chains"
+
+
+def chains_mesh(devices: Sequence[Any] | None = None) -> Mesh:
+    """A one-axis mesh named ``"chains"`` over ``devices`` (default ``jax.devices()``).
+
+    Args:
+      devices: the devices to spread chains over; default all devices of
+        all processes.
+
+    Returns:
+      ``jax.sharding.Mesh(devices, ("chains",))``.
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("`devices` is empty; pass at least one jax device.")
+    for d in devices:
+        if not isinstance(d, jax.Device):
+            raise TypeError(f"`devices` must hold jax devices; got {type(d).__name__}.")
+    return Mesh(np.array(devices), (CHAINS,))
+
+
+def chains_sharding(mesh: Mesh, leading: int = 0) -> NamedSharding:
+    """``NamedSharding`` that shards axis ``leading`` over the mesh's ``"chains"`` axis.
+
+    ``leading=0`` for positions/states, ``leading=1`` for a trace
+    ``(num_draws, num_chains, ...)``.
+    """
+    if CHAINS not in mesh.axis_names:
+        raise ValueError(f"`mesh` needs an axis named 'chains'; got {mesh.axis_names}.")
+    return NamedSharding(mesh, P(*([None] * leading), CHAINS))
+
+
+def shard_chains(tree: Any, mesh: Mesh) -> Any:
+    """Place every leaf of ``tree`` (leading chain axis) on ``mesh``, sharded by chain."""
+    return jax.device_put(tree, chains_sharding(mesh))
+
+
+def global_chains(local_tree: Any, mesh: Mesh) -> Any:
+    """Assemble per-process blocks of chains into global arrays (multi-host).
+
+    Each process passes its own ``local_tree`` (leading axis = this process's
+    chains); the result's leading axis is the concatenation over processes in
+    process order. On a single process this equals :func:`shard_chains`.
+    """
+    sharding = chains_sharding(mesh)
+    return jax.tree_util.tree_map(
+        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_tree
+    )
+
+
+def local_chains(tree: Any) -> Any:
+    """This process's rows of globally sharded arrays, as numpy (leading axis kept).
+
+    For a trace (chain axis second) the rows are taken along axis 1.
+    """
+
+    def one(x: jax.Array) -> np.ndarray:
+        shards = sorted(x.addressable_shards, key=lambda s: tuple(i.start or 0 for i in s.index))
+        blocks, seen = [], set()
+        for s in shards:
+            idx = tuple((i.start, i.stop) for i in s.index)
+            if idx not in seen:
+                seen.add(idx)
+                blocks.append(np.asarray(s.data))
+        axis = next((k for k, sl in enumerate(shards[0].index) if sl != slice(None)), 0)
+        return np.concatenate(blocks, axis=axis) if len(blocks) > 1 else blocks[0]
+
+    return jax.tree_util.tree_map(one, tree)
