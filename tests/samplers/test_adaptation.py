@@ -22,12 +22,12 @@ def model():
 
 @pytest.mark.parametrize("target", [0.574, 0.8])
 def test_warmup_reaches_target_acceptance_and_freezes(model, target):
-    x0 = model.sample(jax.random.key(0), (512,))
+    x0 = model.sample(jax.random.key(0), (256,))
     res = umrf.samplers.mala_warmup(
-        energy, jax.random.key(1), x0, model, 300, initial_step_size=1.0, target_acceptance=target
+        energy, jax.random.key(1), x0, model, 200, initial_step_size=1.0, target_acceptance=target
     )
-    assert res.acceptance_rate.shape == (300,) and res.step_sizes.shape == (300,)
-    assert res.state.position.shape == (512, 10)
+    assert res.acceptance_rate.shape == (200,) and res.step_sizes.shape == (200,)
+    assert res.state.position.shape == (256, 10)
     # frozen step: fresh sampling hits the target acceptance
     alg = umrf.samplers.mala(energy, res.step_size)
     _, trace = umrf.sample_chains(alg, jax.random.key(2), res.state.position, model, 100)
@@ -39,8 +39,12 @@ def test_warmup_reaches_target_acceptance_and_freezes(model, target):
 def test_higher_target_gives_smaller_step(model):
     x0 = model.sample(jax.random.key(0), (256,))
     steps = [
-        float(umrf.samplers.mala_warmup(energy, jax.random.key(1), x0, model, 200,
-                                        target_acceptance=t).step_size)
+        float(
+            umrf.samplers.mala_warmup(
+                energy, jax.random.key(1), x0, model, 200, initial_step_size=1.0,
+                target_acceptance=t,
+            ).step_size
+        )
         for t in (0.3, 0.6, 0.9)
     ]
     assert steps[0] > steps[1] > steps[2]
@@ -69,8 +73,10 @@ def test_warmup_with_mesh_matches_single_device(model):
     a = umrf.samplers.mala_warmup(energy, jax.random.key(1), x0, model, 20)
     mesh = umrf.sharding.chains_mesh()
     b = umrf.samplers.mala_warmup(energy, jax.random.key(1), x0, model, 20, mesh=mesh)
-    np.testing.assert_allclose(a.step_size, b.step_size, rtol=1e-6)
-    np.testing.assert_allclose(a.state.position, b.state.position, rtol=1e-6)
+    # the cross-chain mean acceptance is an all-reduce when sharded: equal up to float
+    # rounding of the summation order (the per-chain updates are bitwise identical)
+    np.testing.assert_allclose(a.step_size, b.step_size, rtol=1e-5)
+    np.testing.assert_allclose(a.state.position, b.state.position, rtol=1e-4, atol=1e-5)
 
 
 def test_warmup_bad_inputs(model):

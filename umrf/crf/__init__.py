@@ -17,19 +17,47 @@ from umrf.crf._mean_field import (
     mean_field_update,
     potts_compatibility,
 )
+from umrf.crf._metrics import mean_iou, q3_accuracy, segment_overlap
+from umrf.crf._protein_data import (
+    AMINO_ACIDS,
+    STATES,
+    ProteinData,
+    make_protein_dataset,
+    residue_distributions,
+)
+from umrf.crf._sequence_labeller import (
+    ConvEmitter,
+    LabellerFit,
+    SequenceLabeller,
+    evaluate_labeller,
+    train_labeller,
+)
 
 __all__ = [
+    "AMINO_ACIDS",
+    "STATES",
     "ChainMarginals",
+    "ConvEmitter",
     "GridKernels",
+    "LabellerFit",
+    "ProteinData",
+    "SequenceLabeller",
     "chain_log_likelihood",
     "chain_log_partition",
     "chain_marginals",
     "chain_sample",
     "chain_score",
+    "evaluate_labeller",
     "grid_crf_energy",
+    "make_protein_dataset",
     "mean_field",
+    "mean_iou",
     "mean_field_free_energy",
     "mean_field_update",
     "potts_compatibility",
+    "q3_accuracy",
+    "residue_distributions",
+    "segment_overlap",
+    "train_labeller",
     "viterbi",
 ]

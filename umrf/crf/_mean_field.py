@@ -27,7 +27,8 @@ Zheng et al. 2015) is
 
 .. math::
 
-    q_i(l) \propto \exp\Big(z_i(l) - \sum_{d \in D} k(i, i+d) \sum_{l'} μ_s(l, l')\, q_{i+d}(l')\Big).
+    q_i(l) \propto \exp\Big(z_i(l)
+        - \sum_{d \in D} k(i, i+d) \sum_{l'} μ_s(l, l')\, q_{i+d}(l')\Big).
 
 Every operation is an array shift, a multiply and a softmax: no ``N × N``
 matrix is formed (the memory is ``O(|D| H W)`` for the cached kernel values),

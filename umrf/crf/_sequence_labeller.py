@@ -34,7 +34,7 @@ import optax
 from flax import nnx
 
 from umrf._validation import check_positive, check_positive_int
-from umrf.crf._chain import viterbi
+from umrf.crf._chain import chain_marginals, viterbi
 from umrf.crf._metrics import q3_accuracy, segment_overlap
 from umrf.crf._protein_data import ProteinData
 from umrf.losses._crf import crf_negative_log_likelihood
@@ -48,16 +48,15 @@ class ConvEmitter(nnx.Module):
         num_labels: int = 3,
         *,
         vocab_size: int = 20,
-        hidden: int = 32,
-        kernel_size: int = 5,
+        hidden: int = 16,
+        kernel_size: int = 3,
         num_layers: int = 2,
         rngs: nnx.Rngs,
     ):
         self.vocab_size = vocab_size
         widths = [vocab_size] + [hidden] * num_layers
-        self.convs = nnx.List(
-            [nnx.Conv(a, b, kernel_size, rngs=rngs) for a, b in zip(widths[:-1], widths[1:])]
-        )
+        pairs = zip(widths[:-1], widths[1:], strict=True)
+        self.convs = nnx.List([nnx.Conv(a, b, kernel_size, rngs=rngs) for a, b in pairs])
         self.out = nnx.Conv(widths[-1], num_labels, 1, rngs=rngs)
 
     def __call__(self, residues: jax.Array) -> jax.Array:
@@ -85,8 +84,8 @@ class SequenceLabeller(nnx.Module):
         num_labels: int = 3,
         *,
         use_crf: bool = True,
-        hidden: int = 32,
-        kernel_size: int = 5,
+        hidden: int = 16,
+        kernel_size: int = 3,
         num_layers: int = 2,
         rngs: nnx.Rngs,
     ):
@@ -113,15 +112,30 @@ class SequenceLabeller(nnx.Module):
         ce = optax.softmax_cross_entropy_with_integer_labels(e, states)
         return jnp.sum(jnp.where(mask, ce, 0.0)) / jnp.sum(mask)
 
-    def predict(self, residues: jax.Array, mask: jax.Array) -> jax.Array:
-        """Labels ``(B, L)``: Viterbi path (CRF) or per-residue argmax; ``-1`` at padding."""
+    def predict(
+        self, residues: jax.Array, mask: jax.Array, *, decode: str = "viterbi"
+    ) -> jax.Array:
+        """Predicted labels ``(B, L)``, ``-1`` at padding.
+
+        Args:
+          residues: ``(B, L)`` residue indices.
+          mask: ``(B, L)`` prefix masks.
+          decode: with a CRF, ``"viterbi"`` (the most probable label sequence)
+            or ``"marginals"`` (per-residue argmax of the CRF posterior
+            marginals, the Bayes decision for per-residue accuracy). Without a
+            CRF both are the per-residue argmax of the emissions.
+        """
+        if decode not in ("viterbi", "marginals"):
+            raise ValueError(f"`decode` must be 'viterbi' or 'marginals'; got {decode!r}.")
         e = self.emissions(residues)
-        if self.use_crf:
-            path, _ = jax.vmap(viterbi, (0, None, 0, None, None))(
-                e, self.transitions[...], mask, self.start[...], self.end[...]
-            )
+        if not self.use_crf:
+            return jnp.where(mask, jnp.argmax(e, -1), -1)
+        A, s, f = self.transitions[...], self.start[...], self.end[...]
+        if decode == "viterbi":
+            path, _ = jax.vmap(viterbi, (0, None, 0, None, None))(e, A, mask, s, f)
             return path
-        return jnp.where(mask, jnp.argmax(e, -1), -1)
+        nodes = jax.vmap(lambda e_, m_: chain_marginals(e_, A, m_, s, f).nodes)(e, mask)
+        return jnp.where(mask, jnp.argmax(nodes, -1), -1)
 
 
 class LabellerFit(NamedTuple):
@@ -192,9 +206,12 @@ def train_labeller(
     return LabellerFit(nnx.merge(graphdef, params, rest), np.asarray(losses), diverged)
 
 
-def evaluate_labeller(model: SequenceLabeller, data: ProteinData) -> dict[str, float]:
-    """Q3 accuracy (%) and SOV'99 (%) of ``model`` on ``data``."""
-    pred = np.asarray(nnx.jit(lambda m, r, k: m.predict(r, k))(model, data.residues, data.mask))
+def evaluate_labeller(
+    model: SequenceLabeller, data: ProteinData, *, decode: str = "viterbi"
+) -> dict[str, float]:
+    """Q3 accuracy (%) and SOV'99 (%) of ``model`` on ``data`` (see :meth:`predict`)."""
+    predict = nnx.jit(lambda m, r, k: m.predict(r, k, decode=decode))
+    pred = np.asarray(predict(model, data.residues, data.mask))
     return {
         "q3": 100.0 * q3_accuracy(pred, data.states, data.mask),
         "sov": segment_overlap(pred, data.states, data.mask),

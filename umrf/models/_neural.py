@@ -129,6 +129,28 @@ def _mlp(sizes: Sequence[int], rngs: nnx.Rngs) -> nnx.List:
     )
 
 
+class FourierFrequencies(nnx.Variable):
+    """Fixed (non-trainable) random frequencies of a Fourier-feature embedding."""
+
+
+def _fourier(in_features: int, num: int, scale: float, rngs: nnx.Rngs) -> Any:
+    if not isinstance(num, int) or num < 0:
+        raise ValueError(f"`fourier_features` must be an int >= 0; got {num!r}.")
+    if not scale > 0:
+        raise ValueError(f"`fourier_scale` must be > 0; got {scale!r}.")
+    if num == 0:
+        return None
+    return FourierFrequencies(scale * jax.random.normal(rngs.params(), (in_features, num)))
+
+
+def _embed(x: jax.Array, freqs: Any) -> jax.Array:
+    """``[x, sin(xB), cos(xB)]`` (Tancik et al. 2020), or ``x`` without features."""
+    if freqs is None:
+        return x
+    z = x @ freqs[...].astype(x.dtype)
+    return jnp.concatenate([x, jnp.sin(z), jnp.cos(z)], axis=-1)
+
+
 def _check_sizes(in_features: int, hidden_features: Sequence[int]) -> tuple[int, ...]:
     if not isinstance(in_features, int) or in_features < 1:
         raise ValueError(f"`in_features` must be a positive int; got {in_features!r}.")
@@ -155,6 +177,11 @@ class MLPEnergy(nnx.Module):
       hidden_features: widths of the hidden layers.
       activation: keyword-only elementwise non-linearity.
       confinement: keyword-only ``γ >= 0``.
+      fourier_features: keyword-only number ``m`` of random Fourier features
+        ``[sin(xB), cos(xB)]``, ``B ∼ N(0, s²)`` of shape ``(d, m)``, fixed at
+        initialisation and appended to ``x`` (0: none). They let a small MLP
+        fit sharp, high-frequency structure (Tancik et al. 2020).
+      fourier_scale: keyword-only frequency scale ``s > 0`` (in units of 1/x).
       rngs: keyword-only ``nnx.Rngs`` for initialisation.
 
     Call: ``module(x)`` with ``x`` of shape ``(B, d)`` returns ``(B,)``.
@@ -167,17 +194,20 @@ class MLPEnergy(nnx.Module):
         *,
         activation: Callable[[jax.Array], jax.Array] = nnx.swish,
         confinement: float = 0.0,
+        fourier_features: int = 0,
+        fourier_scale: float = 1.0,
         rngs: nnx.Rngs,
     ) -> None:
         hidden = _check_sizes(in_features, hidden_features)
         if not confinement >= 0:
             raise ValueError(f"`confinement` must be >= 0; got {confinement!r}.")
-        self.layers = _mlp((in_features, *hidden, 1), rngs)
+        self.freqs = _fourier(in_features, fourier_features, fourier_scale, rngs)
+        self.layers = _mlp((in_features + 2 * fourier_features, *hidden, 1), rngs)
         self.activation = activation
         self.confinement = float(confinement)
 
     def __call__(self, x: jax.Array) -> jax.Array:  # noqa: D102
-        h = x
+        h = _embed(x, self.freqs)
         for layer in self.layers[:-1]:
             h = self.activation(layer(h))
         out = self.layers[-1](h)[..., 0]
@@ -198,6 +228,11 @@ class NoiseConditionalMLPEnergy(nnx.Module):
       in_features: dimension ``d``.
       hidden_features: hidden widths.
       activation: keyword-only non-linearity (smooth by default).
+      fourier_features: keyword-only number ``m`` of random Fourier features
+        ``[sin(xB), cos(xB)]``, ``B ∼ N(0, s²)`` of shape ``(d, m)``, fixed at
+        initialisation and appended to ``x`` (0: none). They let a small MLP
+        fit sharp, high-frequency structure (Tancik et al. 2020).
+      fourier_scale: keyword-only frequency scale ``s > 0`` (in units of 1/x).
       rngs: keyword-only ``nnx.Rngs``.
 
     Call: ``module(x, sigma)`` with ``x`` ``(B, d)`` and ``sigma`` ``(B,)`` returns ``(B,)``.
@@ -209,15 +244,18 @@ class NoiseConditionalMLPEnergy(nnx.Module):
         hidden_features: Sequence[int] = (128, 128),
         *,
         activation: Callable[[jax.Array], jax.Array] = nnx.swish,
+        fourier_features: int = 0,
+        fourier_scale: float = 1.0,
         rngs: nnx.Rngs,
     ) -> None:
         hidden = _check_sizes(in_features, hidden_features)
-        self.layers = _mlp((in_features + 1, *hidden, 1), rngs)
+        self.freqs = _fourier(in_features, fourier_features, fourier_scale, rngs)
+        self.layers = _mlp((in_features + 2 * fourier_features + 1, *hidden, 1), rngs)
         self.activation = activation
 
     def __call__(self, x: jax.Array, sigma: jax.Array) -> jax.Array:  # noqa: D102
         sigma = jnp.asarray(sigma, x.dtype)
-        h = jnp.concatenate([x, jnp.log(sigma)[:, None]], axis=-1)
+        h = jnp.concatenate([_embed(x, self.freqs), jnp.log(sigma)[:, None]], axis=-1)
         for layer in self.layers[:-1]:
             h = self.activation(layer(h))
         return self.layers[-1](h)[..., 0] / sigma
@@ -230,6 +268,11 @@ class MLPScore(nnx.Module):
       in_features: dimension ``d``.
       hidden_features: hidden widths.
       activation: keyword-only non-linearity.
+      fourier_features: keyword-only number ``m`` of random Fourier features
+        ``[sin(xB), cos(xB)]``, ``B ∼ N(0, s²)`` of shape ``(d, m)``, fixed at
+        initialisation and appended to ``x`` (0: none). They let a small MLP
+        fit sharp, high-frequency structure (Tancik et al. 2020).
+      fourier_scale: keyword-only frequency scale ``s > 0`` (in units of 1/x).
       rngs: keyword-only ``nnx.Rngs``.
 
     Call: ``module(x)`` with ``x`` ``(B, d)`` returns ``(B, d)``.
@@ -241,14 +284,17 @@ class MLPScore(nnx.Module):
         hidden_features: Sequence[int] = (128, 128),
         *,
         activation: Callable[[jax.Array], jax.Array] = nnx.swish,
+        fourier_features: int = 0,
+        fourier_scale: float = 1.0,
         rngs: nnx.Rngs,
     ) -> None:
         hidden = _check_sizes(in_features, hidden_features)
-        self.layers = _mlp((in_features, *hidden, in_features), rngs)
+        self.freqs = _fourier(in_features, fourier_features, fourier_scale, rngs)
+        self.layers = _mlp((in_features + 2 * fourier_features, *hidden, in_features), rngs)
         self.activation = activation
 
     def __call__(self, x: jax.Array) -> jax.Array:  # noqa: D102
-        h = x
+        h = _embed(x, self.freqs)
         for layer in self.layers[:-1]:
             h = self.activation(layer(h))
         return self.layers[-1](h)
@@ -261,6 +307,11 @@ class NoiseConditionalMLPScore(nnx.Module):
       in_features: dimension ``d``.
       hidden_features: hidden widths.
       activation: keyword-only non-linearity.
+      fourier_features: keyword-only number ``m`` of random Fourier features
+        ``[sin(xB), cos(xB)]``, ``B ∼ N(0, s²)`` of shape ``(d, m)``, fixed at
+        initialisation and appended to ``x`` (0: none). They let a small MLP
+        fit sharp, high-frequency structure (Tancik et al. 2020).
+      fourier_scale: keyword-only frequency scale ``s > 0`` (in units of 1/x).
       rngs: keyword-only ``nnx.Rngs``.
 
     Call: ``module(x, sigma)`` with ``x`` ``(B, d)``, ``sigma`` ``(B,)`` returns ``(B, d)``.
@@ -276,15 +327,18 @@ class NoiseConditionalMLPScore(nnx.Module):
         hidden_features: Sequence[int] = (128, 128),
         *,
         activation: Callable[[jax.Array], jax.Array] = nnx.swish,
+        fourier_features: int = 0,
+        fourier_scale: float = 1.0,
         rngs: nnx.Rngs,
     ) -> None:
         hidden = _check_sizes(in_features, hidden_features)
-        self.layers = _mlp((in_features + 1, *hidden, in_features), rngs)
+        self.freqs = _fourier(in_features, fourier_features, fourier_scale, rngs)
+        self.layers = _mlp((in_features + 2 * fourier_features + 1, *hidden, in_features), rngs)
         self.activation = activation
 
     def __call__(self, x: jax.Array, sigma: jax.Array) -> jax.Array:  # noqa: D102
         sigma = jnp.asarray(sigma, x.dtype)
-        h = jnp.concatenate([x, jnp.log(sigma)[:, None]], axis=-1)
+        h = jnp.concatenate([_embed(x, self.freqs), jnp.log(sigma)[:, None]], axis=-1)
         for layer in self.layers[:-1]:
             h = self.activation(layer(h))
         return self.layers[-1](h) / sigma[:, None]

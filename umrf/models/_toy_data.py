@@ -2,7 +2,8 @@
 
 The usual 2-D benchmarks of the EBM / score-matching literature (e.g.
 Grathwohl et al. 2019, "FFJORD"; Song & Ermon 2019): all are pure jit-able
-JAX functions of a PRNG key, with ``n`` static.
+JAX functions of a PRNG key, with ``n`` static (each is jitted internally,
+so an eager call compiles once per ``n``).
 
 * :func:`two_moons`: two interleaved half circles (as scikit-learn's
   ``make_moons``), shifted to be centred at the origin.
@@ -13,7 +14,9 @@ JAX functions of a PRNG key, with ``n`` static.
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +46,11 @@ def two_moons(key: jax.Array, n: int, noise: float = 0.1) -> jax.Array:
     """
     n = _n(n)
     check_positive("noise", noise, allow_zero=True)
+    return _two_moons(key, n, noise)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _two_moons(key: jax.Array, n: int, noise: Any) -> jax.Array:
     k_t, k_side, k_z = jax.random.split(key, 3)
     t = jax.random.uniform(k_t, (n,), maxval=math.pi)
     lower = jnp.arange(n) >= (n + 1) // 2
@@ -66,6 +74,11 @@ def rings(key: jax.Array, n: int, noise: float = 0.08) -> jax.Array:
     """
     n = _n(n)
     check_positive("noise", noise, allow_zero=True)
+    return _rings(key, n, noise)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _rings(key: jax.Array, n: int, noise: Any) -> jax.Array:
     k_r, k_t, k_z = jax.random.split(key, 3)
     radii = 0.75 * jnp.arange(1.0, 5.0)
     ring = jax.random.categorical(k_r, jnp.log(radii / jnp.sum(radii)), shape=(n,))
@@ -87,7 +100,11 @@ def checkerboard(key: jax.Array, n: int) -> jax.Array:
     Returns:
       Array of shape ``(n, 2)``.
     """
-    n = _n(n)
+    return _checkerboard(key, _n(n))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _checkerboard(key: jax.Array, n: int) -> jax.Array:
     k_sq, k_u = jax.random.split(key)
     square = jax.random.randint(k_sq, (n,), 0, 8)
     i = square // 2  # column 0..3
@@ -113,6 +130,11 @@ def eight_gaussians(key: jax.Array, n: int, radius: float = 2.0, std: float = 0.
     n = _n(n)
     check_positive("radius", radius)
     check_positive("std", std, allow_zero=True)
+    return _eight_gaussians(key, n, radius, std)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _eight_gaussians(key: jax.Array, n: int, radius: Any, std: Any) -> jax.Array:
     k_c, k_z = jax.random.split(key)
     comp = jax.random.randint(k_c, (n,), 0, 8)
     angle = 2.0 * math.pi * comp / 8.0

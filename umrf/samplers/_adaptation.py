@@ -20,7 +20,8 @@ dimension (Roberts & Rosenthal 1998).
 
 Random keys follow :func:`umrf.sample_chains` (chain ``c`` at step ``t``
 uses ``fold_in(split(key, C)[c], t)``), and the whole warm-up is one jitted
-``lax.scan`` (cached on ``energy_fn``, ``num_steps`` and the static options).
+``lax.scan`` (cached on ``energy_fn``, ``num_steps``, ``temperature`` and ``mesh``;
+the step size, target, key, positions and params are traced).
 
 References:
   Hoffman & Gelman (2014), "The No-U-Turn Sampler", JMLR 15, §3.2, Algorithm 5.
@@ -71,12 +72,12 @@ def _warmup_program(
     energy_fn: Any,
     num_steps: int,
     temperature: float,
-    target: float,
     mesh: Mesh | None,
     key: jax.Array,
     x0: Any,
     params: Any,
     initial_step_size: jax.Array,
+    target: jax.Array,
 ) -> MALAWarmupResult:
     gamma, t0, kappa = 0.05, 10.0, 0.75
     num_chains = jax.tree_util.tree_leaves(x0)[0].shape[0]
@@ -102,14 +103,15 @@ def _warmup_program(
         log_eps_bar = weight * log_eps + (1.0 - weight) * log_eps_bar
         return (state, log_eps, log_eps_bar, h), (rate, eps)
 
-    init = (state, jnp.log(initial_step_size).astype(dtype), jnp.zeros((), dtype), jnp.zeros((), dtype))
+    zero = jnp.zeros((), dtype)
+    init = (state, jnp.log(initial_step_size).astype(dtype), zero, zero)
     (state, _, log_eps_bar, _), (rates, eps) = jax.lax.scan(
         body, init, jnp.arange(num_steps, dtype=jnp.int32)
     )
     return MALAWarmupResult(jnp.exp(log_eps_bar), state, rates, eps)
 
 
-_warmup_jit = jax.jit(_warmup_program, static_argnums=(0, 1, 2, 3, 4))
+_warmup_jit = jax.jit(_warmup_program, static_argnums=(0, 1, 2, 3))
 
 
 def mala_warmup(
@@ -165,10 +167,10 @@ def mala_warmup(
         energy_fn,
         num_steps,
         temperature,
-        float(target_acceptance),
         mesh,
         key,
         x0,
         params,
         jnp.asarray(initial_step_size, jnp.result_type(float)),
+        jnp.asarray(target_acceptance, jnp.result_type(float)),
     )

@@ -37,11 +37,7 @@ import numpy as np
 from umrf._validation import is_concrete
 from umrf.graphs import colouring
 from umrf.models._discrete_mrf import DiscreteMRF
-from umrf.models._factor_groups import (
-    FactorGroups,
-    check_same_structure,
-    slot_contributions,
-)
+from umrf.models._factor_groups import check_same_structure, structure_of
 from umrf.samplers._base import SamplingAlgorithm
 
 
@@ -116,56 +112,122 @@ def check_discrete_position(name: str, x: Any, cards: tuple[int, ...]) -> jax.Ar
     return x.astype(jnp.int32)
 
 
+class _FlatIndex:
+    """Static gather indices into the concatenation of all raveled log-potential tables.
+
+    Factor ``k``'s entry ``x_{C_k}`` sits at ``offset_k + Σ_a x_{C_k[a]}·stride_{k,a}``
+    of ``flat = concat(ravel(θ_1), …, ravel(θ_K), [0])``; the final zero cell
+    is the target of padded incidences. For colour class ``V_c`` the
+    conditional log-potentials are then ONE gather of shape
+    ``(|V_c|, D_c, K_max)`` (``D_c`` the largest number of factors on a
+    variable of the class) and a sum over ``D_c``.
+    """
+
+    def __init__(self, mrf: DiscreteMRF):
+        cards = mrf.cardinalities
+        self.kmax = max(cards, default=1)
+        self.offsets, self.strides = [], []
+        off = 0
+        for f in mrf.factors:
+            shape = [cards[v] for v in f.scope]
+            st = [int(np.prod(shape[a + 1 :], dtype=np.int64)) for a in range(len(shape))]
+            self.offsets.append(off)
+            self.strides.append(st)
+            off += int(np.prod(shape, dtype=np.int64))
+        self.size = off
+        self.dummy = off
+        self.arity = max((len(f.scope) for f in mrf.factors), default=0)
+        a = max(self.arity, 1)
+        nf = len(mrf.factors)
+        self.e_vars = np.zeros((max(nf, 1), a), np.int32)
+        self.e_str = np.zeros((max(nf, 1), a), np.int32)
+        self.e_off = np.full((max(nf, 1),), self.dummy, np.int32)
+        for k, f in enumerate(mrf.factors):
+            self.e_off[k] = self.offsets[k]
+            self.e_vars[k, : len(f.scope)] = f.scope
+            self.e_str[k, : len(f.scope)] = self.strides[k]
+        self.incident: list[list[tuple[int, int]]] = [[] for _ in cards]
+        for k, f in enumerate(mrf.factors):
+            for j, v in enumerate(f.scope):
+                self.incident[v].append((k, j))
+
+    def colour_plan(self, cls: np.ndarray, cards: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+        """``(base, other_vars, other_strides, state_index, invalid)`` for one colour class."""
+        n_c = len(cls)
+        d = max([len(self.incident[v]) for v in cls] + [1])
+        a = max(self.arity - 1, 1)
+        base = np.full((n_c, d), self.dummy, np.int32)
+        sstr = np.zeros((n_c, d), np.int32)
+        ovars = np.zeros((n_c, d, a), np.int32)
+        ostr = np.zeros((n_c, d, a), np.int32)
+        for r, v in enumerate(cls):
+            for e, (k, j) in enumerate(self.incident[v]):
+                base[r, e] = self.offsets[k]
+                sstr[r, e] = self.strides[k][j]
+                others = [(u, st) for l, (u, st) in enumerate(zip(self.e_vars[k], self.strides[k])) if l != j]
+                for b, (u, st) in enumerate(others):
+                    ovars[r, e, b] = u
+                    ostr[r, e, b] = st
+        kv = np.asarray([cards[v] for v in cls], np.int32)
+        states = np.arange(self.kmax, dtype=np.int32)[None, :]
+        state_index = np.minimum(states, kv[:, None] - 1)  # (n_c, K): stay inside each table
+        invalid = states >= kv[:, None]
+        # per-state offset of every incidence: (n_c, d, K)
+        state_off = base[:, :, None] + sstr[:, :, None] * state_index[:, None, :]
+        return state_off, ovars, ostr, invalid
+
+    def flat(self, mrf: DiscreteMRF, dtype: Any) -> jax.Array:
+        parts = [jnp.ravel(f.log_potential).astype(dtype) for f in mrf.factors]
+        return jnp.concatenate(parts + [jnp.zeros((1,), dtype)])
+
+    def log_score(self, flat: jax.Array, x: jax.Array) -> jax.Array:
+        idx = self.e_off + jnp.sum(x[self.e_vars] * self.e_str, axis=1)
+        return jnp.sum(flat[idx])
+
+
 def _discrete_gibbs(mrf: DiscreteMRF, evidence: Any) -> SamplingAlgorithm:
-    fg = FactorGroups(mrf)
-    cards = fg.cardinalities
+    cards = tuple(mrf.cardinalities)
+    structure = structure_of(mrf)
     ev = _check_evidence(evidence, cards)
     ev_vars = np.asarray(sorted(ev), dtype=np.int32)
     ev_vals = np.asarray([ev[v] for v in sorted(ev)], dtype=np.int32)
-    free = set(range(fg.num_variables)) - set(ev)
-    classes = []
+    free = set(range(len(cards))) - set(ev)
+    index = _FlatIndex(mrf)
+    plans = []
     for cls in colouring(mrf.graph):
         cls = np.asarray([v for v in cls.tolist() if v in free], dtype=np.int32)
         if cls.size:
-            classes.append(cls)
-    plans = [(cls, fg.incidences(cls), ~fg.state_mask[cls]) for cls in classes]
-    structure = fg.structure
+            plans.append((cls, *index.colour_plan(cls, cards)))
 
-    def _energy(tables: list[jax.Array], const: jax.Array, x: jax.Array) -> jax.Array:
-        return -(fg.log_score(tables, x) + const)
-
-    def _dtype(tables: list[jax.Array]) -> Any:
-        return jnp.result_type(*tables, jnp.float32) if tables else jnp.float32
+    def _dtype(params: DiscreteMRF) -> Any:
+        return jnp.result_type(*(f.log_potential for f in params.factors), jnp.float32)
 
     def init(position: Any, params: DiscreteMRF) -> GibbsState:
         check_same_structure("params", params, structure)
         x = check_discrete_position("position", position, cards)
         if ev_vars.size:
             x = x.at[ev_vars].set(ev_vals)
-        tables = fg.tables(params)
-        return GibbsState(x, _energy(tables, fg.constant(params, _dtype(tables)), x))
+        flat = index.flat(params, _dtype(params))
+        return GibbsState(x, -index.log_score(flat, x))
 
     def step(key: jax.Array, state: GibbsState, params: DiscreteMRF) -> tuple[GibbsState, Any]:
         check_same_structure("params", params, structure)
-        tables = fg.tables(params)
-        dtype = _dtype(tables)
+        dtype = _dtype(params)
+        flat = index.flat(params, dtype)
         x = state.position
         stuck = jnp.zeros((), bool)
         keys = jax.random.split(key, max(len(plans), 1))
-        for c, (cls, incid, invalid) in enumerate(plans):
-            logits = jnp.where(invalid, -jnp.inf, jnp.zeros(invalid.shape, dtype))
-            for gi, slot, rows, pos in incid:
-                vals = slot_contributions(tables[gi], fg.groups[gi].scopes, rows, slot, x)
-                k = fg.groups[gi].shape[slot]
-                logits = logits.at[pos, :k].add(vals.astype(dtype))
+        for c, (cls, state_off, ovars, ostr, invalid) in enumerate(plans):
+            rest = jnp.sum(x[ovars] * ostr, axis=-1)  # (n_c, d)
+            logits = jnp.sum(flat[state_off + rest[:, :, None]], axis=1)  # (n_c, K)
+            logits = jnp.where(invalid, -jnp.inf, logits)
             top = jnp.max(logits, axis=-1)
-            stuck = stuck | jnp.any(~(top > -jnp.inf)) | jnp.any(jnp.isnan(logits))
+            stuck = stuck | jnp.any(~(top > -jnp.inf))
             new = jax.random.categorical(keys[c], logits, axis=-1).astype(jnp.int32)
             x = x.at[cls].set(new)
-        energy = _energy(tables, fg.constant(params, dtype), x)
+        energy = -index.log_score(flat, x)
         diverged = stuck | ~jnp.isfinite(energy)
-        info = GibbsInfo(jnp.ones((), dtype), diverged)
-        return GibbsState(x, energy), info
+        return GibbsState(x, energy), GibbsInfo(jnp.ones((), dtype), diverged)
 
     return SamplingAlgorithm(init, step)
 
