@@ -7,7 +7,13 @@ targets, every sampler in this one process:
   of radius 2 (``umrf.models.GaussianMixture``; the same log-density written
   out for blackjax and in PyTorch for torchebm);
 * ``gauss100``: a 100-D Gaussian with a dense, anisotropic precision
-  (random rotation, scales from 0.3 to 3; ``umrf.models.Gaussian``).
+  (random rotation, scales from 0.3 to 3; ``umrf.models.Gaussian``);
+* ``iso100``: ``E(x) = ½‖x‖²`` in 100-D, whose gradient is nearly free, so
+  ULA's ratio to the noise-only ceiling measures the sampler's own overhead.
+
+Every JAX sampler gets the model as a traced argument or closes over it the
+way its library is normally used: umrf passes it as ``params`` (traced, as in
+a training loop), blackjax closes over it (constants the compiler may fold).
 
 Rows (chain-steps per second, run time without compilation; compile time
 apart):
@@ -51,7 +57,20 @@ from _common import table, time_jax, time_python, write_section  # noqa: E402
 
 import umrf  # noqa: E402
 
-STEP = {"mixture2d": 0.02, "gauss100": 0.02}
+STEP = {"mixture2d": 0.02, "gauss100": 0.02, "iso100": 0.02}
+
+
+class Isotropic:
+    """``E(x) = ½‖x‖²`` in 100-D: a nearly free gradient, so the ratio to the ceiling
+    measures the sampler's own overhead (everything except the target's cost)."""
+
+    dim = 100
+
+    def energy(self, x):
+        return 0.5 * jnp.sum(x * x)
+
+
+jax.tree_util.register_pytree_node(Isotropic, lambda m: ((), None), lambda aux, ch: Isotropic())
 
 
 def make_targets():
@@ -66,7 +85,7 @@ def make_targets():
     precision = (q / scales**2) @ q.T
     precision = 0.5 * (precision + precision.T)
     gauss = umrf.models.Gaussian(jnp.zeros(100), jnp.asarray(precision, jnp.float32))
-    return {"mixture2d": mixture, "gauss100": gauss}
+    return {"mixture2d": mixture, "gauss100": gauss, "iso100": Isotropic()}
 
 
 def energy(model, x):
@@ -150,12 +169,18 @@ def torchebm_runner(name, model, tau, chains, steps):
                 log_n = -0.5 * sq / var - math.log(2 * math.pi * var)
                 return -torch.logsumexp(log_w[None] + log_n, dim=1)
 
-    else:
+    elif name == "gauss100":
         prec = torch.tensor(np.asarray(model.precision))
 
         class Energy(BaseModel):
             def forward(self, x):
                 return 0.5 * ((x @ prec) * x).sum(-1)
+
+    else:
+
+        class Energy(BaseModel):
+            def forward(self, x):
+                return 0.5 * (x * x).sum(-1)
 
     sampler = LangevinDynamics(Energy(), step_size=tau, noise_scale=1.0)
     dim = model.dim
@@ -191,7 +216,7 @@ def main() -> None:
         key = jax.random.key(0)
         rows, rates = [], {}
 
-        def record(label, first, run_s, note=""):
+        def record(label, first, run_s, note="", rows=rows, rates=rates):
             rate = chains * steps / run_s
             rates[label] = rate
             rows.append([label, rate, run_s, first - run_s, note])
@@ -205,7 +230,10 @@ def main() -> None:
 
         try:
             bj_mala, bj_ula = blackjax_runners(model, tau, chains, steps)
-            for label, fn in (("blackjax MALA", bj_mala), ("blackjax ULA (sgld, full grad)", bj_ula)):
+            for label, fn in (
+                ("blackjax MALA", bj_mala),
+                ("blackjax ULA (sgld, full grad)", bj_ula),
+            ):
                 first, run_s, _ = time_jax(fn, key, x0, repeats=repeats)
                 record(label, first, run_s)
         except Exception as err:  # noqa: BLE001
@@ -260,7 +288,9 @@ def main() -> None:
             )
 
     text = "\n\n".join(sections)
-    cmd = "`.venv/bin/python benchmarks/langevin_throughput.py" + (" --quick`" if args.quick else "`")
+    cmd = "`.venv/bin/python benchmarks/langevin_throughput.py" + (
+        " --quick`" if args.quick else "`"
+    )
     body = (
         f"Command: {cmd}. Compile time = first call minus a steady-state call. "
         "Timings on a shared machine are noisy; rerun on a quiet one.\n\n"

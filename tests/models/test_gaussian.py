@@ -22,7 +22,7 @@ def test_log_partition_matches_numeric_integration_2d():
         numeric = math.log(np.sum(np.exp(-e / temperature)) * h * h)
         assert float(g.log_partition(temperature)) == pytest.approx(numeric, abs=1e-4)
         # normalised log-density integrates to one
-        lp = np.asarray(jax.vmap(lambda x: g.log_prob(x, temperature))(pts), np.float64)
+        lp = np.asarray(jax.vmap(lambda x, t=temperature: g.log_prob(x, t))(pts), np.float64)
         assert np.sum(np.exp(lp)) * h * h == pytest.approx(1.0, abs=1e-4)
 
 
@@ -47,7 +47,9 @@ def test_gaussian_is_a_pytree_and_its_own_params():
     g2 = jax.tree_util.tree_unflatten(treedef, [leaves[0] + 1.0, leaves[1] * 2.0])
     grad = jax.grad(lambda m, x: m.energy(x))(g, jnp.array([1.0, 2.0]))
     np.testing.assert_allclose(grad.mean, -jnp.array([1.0, 2.0]))  # dE/dμ = -Λ(x - μ)
-    np.testing.assert_allclose(grad.precision, 0.5 * jnp.outer(jnp.array([1.0, 2.0]), jnp.ones(2) * jnp.array([1.0, 2.0])))
+    np.testing.assert_allclose(
+        grad.precision, 0.5 * jnp.outer(jnp.array([1.0, 2.0]), jnp.ones(2) * jnp.array([1.0, 2.0]))
+    )
     assert float(jax.jit(lambda m: m.energy(jnp.zeros(2)))(g2)) == pytest.approx(2.0)
     # d log Z / dΛ = -½ Λ⁻¹
     dlz = jax.grad(lambda m: m.log_partition())(g2)

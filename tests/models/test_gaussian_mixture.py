@@ -12,7 +12,9 @@ import umrf
 
 @pytest.fixture(scope="module")
 def gm():
-    covs = jnp.array([[[1.0, 0.3], [0.3, 0.5]], [[0.4, 0.0], [0.0, 0.4]], [[0.2, -0.1], [-0.1, 0.3]]])
+    covs = jnp.array(
+        [[[1.0, 0.3], [0.3, 0.5]], [[0.4, 0.0], [0.0, 0.4]], [[0.2, -0.1], [-0.1, 0.3]]]
+    )
     means = jnp.array([[-2.0, 0.0], [2.0, 1.0], [0.0, -2.5]])
     return umrf.models.GaussianMixture(jnp.array([0.5, 0.3, 0.2]), means, covs)
 
@@ -27,14 +29,20 @@ def test_density_is_normalised_and_matches_direct_formula(gm):
     # direct formula at one point
     x = np.array([0.3, -0.7])
     direct = 0.0
-    for w, m, c in zip(gm.weights, gm.means, gm.covariances):
+    for w, m, c in zip(gm.weights, gm.means, gm.covariances, strict=True):
         c, m = np.asarray(c, np.float64), np.asarray(m, np.float64)
         r = x - m
-        direct += float(w) * math.exp(-0.5 * r @ np.linalg.solve(c, r)) / (
-            2 * math.pi * math.sqrt(np.linalg.det(c))
+        direct += (
+            float(w)
+            * math.exp(-0.5 * r @ np.linalg.solve(c, r))
+            / (2 * math.pi * math.sqrt(np.linalg.det(c)))
         )
-    assert float(gm.log_prob(jnp.asarray(x, jnp.float32))) == pytest.approx(math.log(direct), rel=1e-5)
-    assert float(gm.energy(jnp.asarray(x, jnp.float32))) == pytest.approx(-math.log(direct), rel=1e-5)
+    assert float(gm.log_prob(jnp.asarray(x, jnp.float32))) == pytest.approx(
+        math.log(direct), rel=1e-5
+    )
+    assert float(gm.energy(jnp.asarray(x, jnp.float32))) == pytest.approx(
+        -math.log(direct), rel=1e-5
+    )
 
 
 def test_samples_follow_the_weights_and_responsibilities(gm):
@@ -52,7 +60,9 @@ def test_convolved_score_matches_monte_carlo_noising(gm):
     noised = gm.convolve(sigma)
     y = gm.sample(jax.random.key(1), 400000)
     x = jnp.array([0.5, 0.5])
-    kernel = jnp.exp(-jnp.sum((x[None, :] - y) ** 2, axis=1) / (2 * sigma**2)) / (2 * math.pi * sigma**2)
+    kernel = jnp.exp(-jnp.sum((x[None, :] - y) ** 2, axis=1) / (2 * sigma**2)) / (
+        2 * math.pi * sigma**2
+    )
     assert float(noised.log_prob(x)) == pytest.approx(math.log(float(kernel.mean())), abs=0.02)
     np.testing.assert_allclose(noised.score(x), jax.grad(noised.log_prob)(x), rtol=1e-6)
 

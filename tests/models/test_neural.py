@@ -118,3 +118,27 @@ def test_bad_inputs():
         MLPScore(0, (4,), rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="confinement"):
         MLPEnergy(2, (4,), confinement=-1.0, rngs=nnx.Rngs(0))
+
+
+def test_fourier_features_are_fixed_not_trained():
+    module = MLPEnergy(2, (8,), fourier_features=5, fourier_scale=2.0, rngs=nnx.Rngs(0))
+    energy_fn, params = nnx_energy(module)
+    names = {str(path) for path, _ in jax.tree_util.tree_leaves_with_path(params)}
+    assert names and all("layers" in n for n in names)
+    assert not any("freqs" in n for n in names)  # frequencies are constants, not Params
+    assert module.layers[0].in_features == 2 + 2 * 5
+    np.testing.assert_allclose(
+        jax.vmap(energy_fn, in_axes=(None, 0))(params, X), module(X), rtol=1e-6
+    )
+    # the embedding is [x, sin(xB), cos(xB)]
+    B = module.freqs[...]
+    z = X @ B
+    plain = MLPEnergy(12, (8,), rngs=nnx.Rngs(1))
+    plain.layers = module.layers
+    np.testing.assert_allclose(
+        plain(jnp.concatenate([X, jnp.sin(z), jnp.cos(z)], -1)), module(X), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="fourier_features"):
+        MLPEnergy(2, (4,), fourier_features=-1, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="fourier_scale"):
+        NoiseConditionalMLPScore(2, (4,), fourier_features=2, fourier_scale=0.0, rngs=nnx.Rngs(0))

@@ -7,8 +7,12 @@ import pytest
 
 import umrf
 
-SETS = [umrf.models.two_moons, umrf.models.rings, umrf.models.checkerboard,
-        umrf.models.eight_gaussians]
+SETS = [
+    umrf.models.two_moons,
+    umrf.models.rings,
+    umrf.models.checkerboard,
+    umrf.models.eight_gaussians,
+]
 
 
 @pytest.mark.parametrize("fn", SETS)
@@ -40,7 +44,9 @@ def test_supports():
     r = np.linalg.norm(np.asarray(umrf.models.rings(key, 20000, noise=0.0)), axis=1)
     levels = np.round(r / 0.75)
     np.testing.assert_allclose(r, 0.75 * levels, atol=1e-5)
-    np.testing.assert_allclose(np.bincount(levels.astype(int))[1:] / 20000, np.arange(1, 5) / 10, atol=0.015)
+    np.testing.assert_allclose(
+        np.bincount(levels.astype(int))[1:] / 20000, np.arange(1, 5) / 10, atol=0.015
+    )
 
     moons = np.asarray(umrf.models.two_moons(key, 10000, noise=0.0))
     upper = np.isclose(np.linalg.norm(moons + [0.5, 0.25], axis=1), 1.0, atol=1e-5)

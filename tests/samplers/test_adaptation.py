@@ -41,7 +41,12 @@ def test_higher_target_gives_smaller_step(model):
     steps = [
         float(
             umrf.samplers.mala_warmup(
-                energy, jax.random.key(1), x0, model, 200, initial_step_size=1.0,
+                energy,
+                jax.random.key(1),
+                x0,
+                model,
+                200,
+                initial_step_size=1.0,
                 target_acceptance=t,
             ).step_size
         )

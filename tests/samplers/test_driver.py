@@ -65,7 +65,7 @@ def test_progress_chunks_give_the_same_result():
     x0 = jnp.zeros((4, 2))
     a = umrf.sample_chains(alg, jax.random.key(7), x0, params(), 23, thin=2)
     b = umrf.sample_chains(alg, jax.random.key(7), x0, params(), 23, thin=2, progress=4)
-    for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+    for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
         np.testing.assert_array_equal(u, v)
 
 

@@ -113,7 +113,9 @@ def test_ula_algorithms_compare_by_value():
     a = umrf.samplers.ula(quadratic, 0.1)
     assert a == umrf.samplers.ula(quadratic, 0.1)
     b = umrf.samplers.ula(quadratic, jnp.float32(0.25))  # a concrete array step size
-    assert b == umrf.samplers.ula(quadratic, 0.25) and hash(b) == hash(umrf.samplers.ula(quadratic, 0.25))
+    assert b == umrf.samplers.ula(quadratic, 0.25) and hash(b) == hash(
+        umrf.samplers.ula(quadratic, 0.25)
+    )
     assert a != umrf.samplers.ula(quadratic, 0.2)
     kernel = _ula.build_kernel(quadratic)
     s, _ = kernel(jax.random.key(0), _ula.init(jnp.ones(2), 1.0, quadratic), 1.0, 0.1)

@@ -47,6 +47,7 @@ References:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -127,13 +128,60 @@ def _pairwise_weights(image: jax.Array, kernels: GridKernels, radius: int) -> ja
     return jnp.stack(out)
 
 
-def _message(q: jax.Array, weights: jax.Array, radius: int) -> jax.Array:
-    """``m_i(l') = Σ_d k(i, i+d) q_{i+d}(l')`` by shifted copies of ``q``."""
+def _shift_sum(q: jax.Array, weights: jax.Array, radius: int) -> jax.Array:
+    """``Σ_d weights[d] * shift_d(q)`` (unrolled over the static offsets: XLA fuses it)."""
     qp = _pad(q, radius)
     total = jnp.zeros_like(q)
     for n, (dy, dx) in enumerate(_offsets(radius)):
         total = total + weights[n] * _shift(qp, dy, dx, radius)
     return total
+
+
+def _shift_sum_scan(q: jax.Array, weights: jax.Array, radius: int) -> jax.Array:
+    """Same as :func:`_shift_sum` as a ``lax.scan`` over offsets (smaller programs)."""
+    qp = _pad(q, radius)
+    lead = jnp.zeros(q.ndim - 3, jnp.int32)
+
+    def body(total, xs):
+        w, off = xs
+        start = jnp.concatenate([lead, off + radius, jnp.zeros(1, jnp.int32)])
+        return total + w * jax.lax.dynamic_slice(qp, start, q.shape), None
+
+    offs = jnp.asarray(_offsets(radius), jnp.int32)
+    total, _ = jax.lax.scan(body, jnp.zeros_like(q), (weights, offs))
+    return total
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _message(q: jax.Array, weights: jax.Array, radius: int) -> jax.Array:
+    """``m_i(l') = Σ_d k(i, i+d) q_{i+d}(l')`` by shifted copies of ``q``.
+
+    The reverse pass is written by hand: the operator is self-adjoint because
+    ``k(i, i+d) = k(i+d, i)`` (both kernels are symmetric and the off-image
+    masks match), so ``q̄ = Σ_d k(·, ·+d) shift_d(m̄)`` reuses the forward
+    shifts instead of autodiff's scatter-adds (several times faster on CPU).
+    """
+    return _shift_sum(q, weights, radius)
+
+
+def _message_fwd(q, weights, radius):
+    return _shift_sum(q, weights, radius), (q, weights)
+
+
+def _message_bwd(radius, res, g):
+    q, weights = res
+    qp = _pad(q, radius)
+    lead = jnp.zeros(q.ndim - 3, jnp.int32)
+
+    def weight_grad(off):
+        start = jnp.concatenate([lead, off + radius, jnp.zeros(1, jnp.int32)])
+        return jnp.sum(g * jax.lax.dynamic_slice(qp, start, q.shape), axis=-1, keepdims=True)
+
+    gw = jax.lax.map(weight_grad, jnp.asarray(_offsets(radius), jnp.int32))
+    return _shift_sum_scan(g, weights, radius), gw
+
+
+_message.defvjp(_message_fwd, _message_bwd)
 
 
 def _validate(unary_logits, image, compatibility, kernels, radius):

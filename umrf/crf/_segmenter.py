@@ -102,7 +102,7 @@ class Segmenter(nnx.Module):
         self.radius = radius
         self.unet = UNet(3, num_classes, width=width, rngs=rngs)
         if use_crf:
-            k = GridKernels(1.0, 1.0, 1.0, 2.0, 0.5) if kernels is None else kernels
+            k = GridKernels(0.3, 1.0, 0.3, 2.0, 0.5) if kernels is None else kernels
             self.log_kernels = nnx.Param(jnp.log(jnp.asarray([float(v) for v in k])))
             self.compatibility = nnx.Param(potts_compatibility(num_classes))
 

@@ -191,7 +191,14 @@ def loopy_belief_propagation(
         raise ValueError(f'`mode` must be "sum" or "max"; got {mode!r}.')
     check_positive("temperature", temperature)
     check_positive("tol", tol)
-    damping = float(damping)
+    return _bp(mrf, num_iters, float(damping), mode, float(temperature), float(tol))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def _bp(
+    mrf: DiscreteMRF, num_iters: int, damping: float, mode: str, temperature: float, tol: float
+) -> BeliefPropagationResult:
+    """The jitted program (one compile per structure and static settings)."""
     fg = FactorGroups(mrf)
     ed = _Edges(fg)
     raw = fg.tables(mrf)

@@ -30,6 +30,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -144,7 +145,12 @@ def mean_field(
     num_iters = check_positive_int("num_iters", num_iters)
     check_probability("damping", damping)
     check_positive("tol", tol)
-    damping = float(damping)
+    return _mean_field(mrf, num_iters, float(damping), float(tol))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _mean_field(mrf: DiscreteMRF, num_iters: int, damping: float, tol: float) -> MeanFieldResult:
+    """The jitted program (one compile per structure and static settings)."""
     fg = FactorGroups(mrf)
     tables = fg.tables(mrf)
     dtype = jnp.result_type(*tables, jnp.float32) if tables else jnp.float32

@@ -1,19 +1,22 @@
 """Compile an elimination plan into a few ``lax.scan`` loops over one flat memory.
 
 Unrolling variable elimination step by step gives one XLA kernel (or more)
-per step, and XLA's compile time then grows with the number of variables
-(tens of milliseconds per kernel on CPU). Instead every table lives in one
-flat log-space buffer ``mem`` and each step is the same small program:
+per step, and XLA's compile time then grows (super-linearly) with the number
+of variables. Instead every table lives in one flat log-space buffer ``mem``
+and each step is the same small program. The step's largest input ("big",
+usually the running message) is read once per union entry; the other inputs
+("small") only mention the variables ``m`` they share and ``x_v``, so their sum
+is a small ``(M, K)`` table broadcast over the rows ``h``:
 
-    acc[i, h, m, c] = mem[H_i[h] + M_i[m] + V_i[c]]          (gather, input i)
-    acc[h, m, c]    = Σ_i acc[i, h, m, c] + pad(h, m, c)     (product in log-space)
-    out[h, m]       = logsumexp_c acc[h, m, c]               (sum x_v out; or max)
+    S[m, c]      = Σ_i mem[Ms_i[m] + Vs_i[c]]                      (small inputs)
+    acc[h, m, c] = mem[Hb[h] + Mb[m] + Vb[c]] + S[m, c] + pad     (log-space product)
+    out[h, m]    = logsumexp_c acc[h, m, c]                        (sum x_v out; or max)
     mem[o : o + |out|] = out
 
-where ``(h, m)`` index the configurations of the two halves of the union
-scope without the eliminated variable ``v``, ``c`` indexes ``x_v``, and
-``H_i, M_i, V_i`` are small per-step index vectors (the strides of input ``i``,
-so the index data is ``O(√|table|)`` per step, not ``O(|table|)``). Steps are
+where ``m`` indexes the configurations of the small inputs' variables (other
+than ``v``), ``h`` those of the big input's remaining variables, ``c`` indexes
+``x_v``, and ``Hb, Mb, Vb, Ms_i, Vs_i`` are per-step index vectors built from
+the tables' strides (index data ``O(H + M)`` per step, not ``O(H·M)``). Steps are
 grouped into consecutive segments padded to a common shape (chosen by dynamic
 programming to trade padding work against the number of loops); padded
 entries carry ``−inf`` so they never contribute. Compile time is then a few
@@ -37,11 +40,13 @@ SEGMENT_COST = 2**20
 
 
 class Segment(NamedTuple):
-    """Index data of consecutive steps padded to one shape ``(I, H, M, K)``."""
+    """Index data of consecutive steps padded to one shape ``(H, M, K)`` (``I`` small inputs)."""
 
-    hidx: np.ndarray  # (L, I, H) int32, includes the table offset
-    midx: np.ndarray  # (L, I, M) int32
-    vidx: np.ndarray  # (L, I, K) int32
+    hb: np.ndarray  # (L, H) int32: big input, row offsets (includes the table offset)
+    mb: np.ndarray  # (L, M) int32: big input, middle offsets
+    vb: np.ndarray  # (L, K) int32: big input, offsets of x_v
+    ms: np.ndarray  # (L, I, M) int32: small inputs, middle offsets (include table offsets)
+    vs: np.ndarray  # (L, I, K) int32: small inputs, offsets of x_v
     pen_h: np.ndarray  # (L, H) float32: 0 for a real row, -inf for padding
     pen_m: np.ndarray  # (L, M) float32
     pen_v: np.ndarray  # (L, K) float32
@@ -76,18 +81,6 @@ class Program(NamedTuple):
     plan: EliminationPlan
 
 
-def _split(rest: tuple[int, ...], cards: tuple[int, ...]) -> int:
-    """Split point ``s`` so that ``rest[:s]`` and ``rest[s:]`` have balanced sizes."""
-    best, best_s = None, 0
-    for s in range(len(rest) + 1):
-        a = math.prod(cards[u] for u in rest[:s])
-        b = math.prod(cards[u] for u in rest[s:])
-        key = (max(a, b), s)
-        if best is None or key < best:
-            best, best_s = key, s
-    return best_s
-
-
 def _segment(shapes: list[tuple[int, int, int, int]]) -> list[tuple[int, int]]:
     """Partition steps into consecutive ``[a, b)`` runs minimising padded work + loop count."""
     n = len(shapes)
@@ -99,7 +92,7 @@ def _segment(shapes: list[tuple[int, int, int, int]]) -> list[tuple[int, int]]:
         for a in range(b - 1, max(-1, b - 1 - window), -1):
             h, m, k, i = shapes[a]
             mh, mm, mk, mi = max(mh, h), max(mm, m), max(mk, k), max(mi, i)
-            cost = best[a] + (b - a) * mh * mm * mk * mi + SEGMENT_COST
+            cost = best[a] + (b - a) * mm * mk * (mh + mi) + SEGMENT_COST
             if cost < best[b]:
                 best[b], cut[b] = cost, a
     out = []
@@ -149,19 +142,28 @@ def build_program(
 
     steps = [st for st in plan.steps if st.inputs]
     empty = [st for st in plan.steps if not st.inputs]
-    shapes, splits = [], []
+    size_of = {k: math.prod(cards[u] for u in sc) for k, sc in enumerate(scopes)}
+    scope_of = dict(enumerate(scopes))
+    shapes, layouts = [], []
     for st in steps:
+        v = st.variable
+        big = max(st.inputs, key=lambda t: (size_of[t], -t))
+        small = [t for t in st.inputs if t != big]
+        small_vars = {u for t in small for u in scope_of[t]} - {v}
         rest = st.union[:-1]
-        s = _split(rest, cards)
-        splits.append(s)
+        mid = tuple(u for u in rest if u in small_vars)
+        hi = tuple(u for u in rest if u not in small_vars)
+        layouts.append((big, tuple(small), hi, mid))
         shapes.append(
             (
-                math.prod(cards[u] for u in rest[:s]),
-                math.prod(cards[u] for u in rest[s:]),
-                cards[st.variable],
-                len(st.inputs),
+                math.prod(cards[u] for u in hi),
+                math.prod(cards[u] for u in mid),
+                cards[v],
+                max(len(small), 1),
             )
         )
+        size_of[st.output] = math.prod(cards[u] for u in rest)
+        scope_of[st.output] = rest
     runs = _segment(shapes) if steps else []
     free: dict[int, list[int]] = {}
     slot_size: dict[int, int] = {}
@@ -171,12 +173,14 @@ def build_program(
         M = max(sh[1] for sh in shapes[a:b])
         K = max(sh[2] for sh in shapes[a:b])
         I = max(sh[3] for sh in shapes[a:b])
-        RH = max(splits[j] for j in range(a, b))
-        RM = max(len(steps[j].union) - 1 - splits[j] for j in range(a, b))
+        RH = max(len(layouts[j][2]) for j in range(a, b))
+        RM = max(len(layouts[j][3]) for j in range(a, b))
         L = b - a
-        hidx = np.full((L, I, H), zero_cell, np.int64)
-        midx = np.zeros((L, I, M), np.int64)
-        vidx = np.zeros((L, I, K), np.int64)
+        hb = np.full((L, H), zero_cell, np.int64)
+        mb = np.zeros((L, M), np.int64)
+        vb = np.zeros((L, K), np.int64)
+        ms = np.full((L, I, M), zero_cell, np.int64)
+        vs = np.zeros((L, I, K), np.int64)
         pen_h = np.full((L, H), -np.inf, np.float32)
         pen_m = np.full((L, M), -np.inf, np.float32)
         pen_v = np.full((L, K), -np.inf, np.float32)
@@ -189,18 +193,24 @@ def build_program(
         slot = H * M
         for j in range(a, b):
             st, t = steps[j], j - a
-            rest, v = st.union[:-1], st.variable
-            hi, mid = rest[: splits[j]], rest[splits[j] :]
+            v = st.variable
+            big, small, hi, mid = layouts[j]
             h, m, k, _ = shapes[j]
             pen_h[t, :h] = 0.0
             pen_m[t, :m] = 0.0
             pen_v[t, :k] = 0.0
             variable[t] = v
-            for i, tid in enumerate(st.inputs):
-                toff, strides = tables.pop(tid)
-                hidx[t, i, :h] = toff + _axis_index(hi, cards, strides, h)
-                midx[t, i, :m] = _axis_index(mid, cards, strides, m)
-                vidx[t, i, :k] = np.arange(k) * strides[v]
+            toff, strides = tables.pop(big)
+            hb[t, :h] = toff + _axis_index(hi, cards, strides, h)
+            mb[t, :m] = _axis_index(mid, cards, strides, m)
+            vb[t, :k] = np.arange(k) * strides[v]
+            consumed = [(big, toff)]
+            for i, tid in enumerate(small):
+                soff, sstrides = tables.pop(tid)
+                ms[t, i, :m] = soff + _axis_index(mid, cards, sstrides, m)
+                vs[t, i, :k] = np.arange(k) * sstrides[v]
+                consumed.append((tid, soff))
+            for tid, toff in consumed:
                 if tid >= len(scopes):
                     free.setdefault(slot_size[tid], []).append(toff)
             pool = free.get(slot)
@@ -232,9 +242,11 @@ def build_program(
         i32 = np.int32
         segments.append(
             Segment(
-                hidx.astype(i32),
-                midx.astype(i32),
-                vidx.astype(i32),
+                hb.astype(i32),
+                mb.astype(i32),
+                vb.astype(i32),
+                ms.astype(i32),
+                vs.astype(i32),
                 pen_h,
                 pen_m,
                 pen_v,

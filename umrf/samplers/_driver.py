@@ -191,7 +191,8 @@ def _num_chains(x0: Any) -> int:
         sizes.add(jnp.shape(leaf)[0])
     if len(sizes) != 1:
         raise ValueError(
-            f"every leaf of `x0` must have the same leading (chain) size; got sizes {sorted(sizes)}."
+            "every leaf of `x0` must have the same leading (chain) size; got sizes "
+            f"{sorted(sizes)}."
         )
     n = sizes.pop()
     if n == 0:
@@ -347,4 +348,3 @@ def _run_chunked(
 def _clear_cache() -> None:
     """Drop every cached compiled program (for tests and long sessions)."""
     _compiled.cache_clear()
-

@@ -132,7 +132,7 @@ def _normal_like(key: jax.Array, tree: Any) -> Any:
         keys = [key]
     else:
         keys = list(jax.random.split(key, len(leaves)))
-    noise = [jax.random.normal(k, jnp.shape(x), jnp.result_type(x)) for k, x in zip(keys, leaves)]
+    noise = [jax.random.normal(k, jnp.shape(x), jnp.result_type(x)) for k, x in zip(keys, leaves, strict=True)]
     return jax.tree_util.tree_unflatten(treedef, noise)
 
 
