@@ -123,7 +123,7 @@ def main(quick: bool) -> None:
             alive["brute_z"] = False
         if alive["bp_all"]:
 
-            def bp_all(net=net):
+            def bp_all(net=net, n=n):
                 bp = BeliefPropagation(net)
                 bp.calibrate()
                 return [bp.query([f"x{v}"], show_progress=False) for v in range(n)]
@@ -131,7 +131,7 @@ def main(quick: bool) -> None:
             res["bp_all"] = timed_once(bp_all)
         if alive["ve_all"]:
 
-            def ve_all(net=net):
+            def ve_all(net=net, n=n):
                 ve = VariableElimination(net)
                 return [ve.query([f"x{v}"], show_progress=False) for v in range(n)]
 
@@ -142,10 +142,10 @@ def main(quick: bool) -> None:
             else:
                 alive[k] = False
 
-        def cell(k):
+        def cell(k, res=res):
             return f"{res[k][0]:.4g}" if k in res else "—"
 
-        def ratio(k, ours):
+        def ratio(k, ours, res=res):
             return f"{res[k][0] / ours:,.0f}×" if k in res else "—"
 
         dz = abs(res["ve_z"][1] - float(lz)) if "ve_z" in res else float("nan")
@@ -200,9 +200,7 @@ def main(quick: bool) -> None:
         f"Largest grid finished within {LIMIT_S:.0f} s per query (of those tried):\n\n"
         + "\n".join(lines)
         + "\n\nTimings were taken while other jobs shared the 2 CPU cores; rerun on a quiet "
-        "machine for final figures.\n\n"
-        + text
-        + ("\n\n(--quick run)" if quick else "")
+        "machine for final figures.\n\n" + text + ("\n\n(--quick run)" if quick else "")
     )
     print(summary)
     write_section("exact_inference", summary)

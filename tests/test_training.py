@@ -41,14 +41,14 @@ def replay_cd_loss(params, batch, key, bstate):
     return loss, bstate
 
 
-class Interrupt(Exception):
+class InterruptError(Exception):
     pass
 
 
 def leaves_equal(a, b):
     la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
     assert len(la) == len(lb)
-    for x, y in zip(la, lb):
+    for x, y in zip(la, lb, strict=True):
         if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
             x, y = jax.random.key_data(x), jax.random.key_data(y)
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
@@ -67,10 +67,10 @@ def test_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path):
 
     def crash(state):
         if int(state.step) == 6:
-            raise Interrupt
+            raise InterruptError
         return {}
 
-    with pytest.raises(Interrupt):
+    with pytest.raises(InterruptError):
         training.fit(
             replay_cd_loss,
             opt,
@@ -130,7 +130,9 @@ def test_checkpoint_roundtrip_without_pickle(tmp_path):
 
 
 def test_nonfinite_loss_stops_and_keeps_last_good_state():
-    loss_fn = lambda p, batch, key, extra: (jnp.sqrt(p), extra)
+    def loss_fn(p, batch, key, extra):
+        return (jnp.sqrt(p), extra)
+
     state, hist = training.fit(
         loss_fn,
         optax.sgd(1.0),
@@ -159,7 +161,9 @@ def test_data_parallel_mesh_matches_single_device_and_learns():
     single, hist = training.fit(dsm_loss, opt, QUAD0, DATA, **kw)
     sharded, _ = training.fit(dsm_loss, opt, QUAD0, DATA, mesh=mesh, **kw)
     for a, b in zip(
-        jax.tree_util.tree_leaves(single.params), jax.tree_util.tree_leaves(sharded.params)
+        jax.tree_util.tree_leaves(single.params),
+        jax.tree_util.tree_leaves(sharded.params),
+        strict=True,
     ):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     assert sharded.params["m"].sharding.is_fully_replicated
@@ -183,7 +187,10 @@ def test_data_parallel_mesh_matches_single_device_and_learns():
 
 def test_periodic_eval_and_no_recompile_on_new_params():
     counted = chex.assert_max_traces(n=1)(dsm_loss)
-    evals = lambda s: {"m0": s.params["m"][0]}
+
+    def evals(s):
+        return {"m0": s.params["m"][0]}
+
     kw = dict(key=jax.random.key(1), num_steps=6, batch_size=8, progress=False)
     opt = optax.sgd(0.1)  # the loss and optimiser objects key the compiled step
     _, h1 = training.fit(counted, opt, QUAD0, DATA, eval_fn=evals, eval_every=2, **kw)
@@ -197,7 +204,10 @@ def test_mmd_matches_brute_force_and_baseline():
     x = rng.normal(size=(50, 2))
     y = rng.normal(size=(40, 2)) + 0.5
     h = 0.8
-    k = lambda a, b: np.exp(-np.sum((a[:, None] - b[None]) ** 2, -1) / (2 * h * h))
+
+    def k(a, b):
+        return np.exp(-np.sum((a[:, None] - b[None]) ** 2, -1) / (2 * h * h))
+
     kxx, kyy = k(x, x), k(y, y)
     expected = (
         (kxx.sum() - np.trace(kxx)) / (50 * 49)

@@ -512,17 +512,22 @@ def mmd(x: jax.Array, y: jax.Array, *, bandwidth: float | None = None) -> jax.Ar
         raise ValueError("`x` and `y` need at least 2 samples each.")
     if bandwidth is not None:
         check_positive("bandwidth", bandwidth)
+    dtype = jnp.result_type(x, y, jnp.float32)
+    h = jnp.asarray(-1.0 if bandwidth is None else bandwidth, dtype)
+    return _mmd(x.astype(dtype), y.astype(dtype), h)
 
-    def sqdist(a: jax.Array, b: jax.Array) -> jax.Array:
-        d = jnp.sum(a**2, 1)[:, None] + jnp.sum(b**2, 1)[None, :] - 2.0 * a @ b.T
-        return jnp.maximum(d, 0.0)
 
-    dxx, dyy, dxy = sqdist(x, x), sqdist(y, y), sqdist(x, y)
-    if bandwidth is None:
-        pooled = jnp.concatenate([x, y])
-        h2 = jnp.median(sqdist(pooled, pooled))
-    else:
-        h2 = jnp.asarray(bandwidth, x.dtype) ** 2
+def _sqdist(a: jax.Array, b: jax.Array) -> jax.Array:
+    d = jnp.sum(a**2, 1)[:, None] + jnp.sum(b**2, 1)[None, :] - 2.0 * a @ b.T
+    return jnp.maximum(d, 0.0)
+
+
+@jax.jit
+def _mmd(x: jax.Array, y: jax.Array, h: jax.Array) -> jax.Array:
+    """Jitted body of :func:`mmd`; ``h < 0`` selects the median heuristic."""
+    dxx, dyy, dxy = _sqdist(x, x), _sqdist(y, y), _sqdist(x, y)
+    pooled = jnp.concatenate([x, y])
+    h2 = jnp.where(h > 0, h**2, jnp.median(_sqdist(pooled, pooled)))
     m, n = x.shape[0], y.shape[0]
     kxx = jnp.exp(-dxx / (2.0 * h2))
     kyy = jnp.exp(-dyy / (2.0 * h2))

@@ -13,8 +13,11 @@ def test_open_grid(h, w):
     for v in g:
         r, c = divmod(v, w)
         assert g.nodes[v]["pos"] == (c, -r)
-        want = {r2 * w + c2 for r2, c2 in [(r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)]
-                if 0 <= r2 < h and 0 <= c2 < w}
+        want = {
+            r2 * w + c2
+            for r2, c2 in [(r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)]
+            if 0 <= r2 < h and 0 <= c2 < w
+        }
         assert set(g.adj[v]) == want
 
 

@@ -27,7 +27,9 @@ def brute_log_joint(mrf):
     tables = [np.asarray(f.log_potential, np.float64) for f in mrf.factors]
     out = np.zeros(cards, np.float64)
     for x in itertools.product(*(range(k) for k in cards)):
-        out[x] = sum(t[tuple(x[v] for v in f.scope)] for t, f in zip(tables, mrf.factors))
+        out[x] = sum(
+            t[tuple(x[v] for v in f.scope)] for t, f in zip(tables, mrf.factors, strict=True)
+        )
     return out
 
 
@@ -74,7 +76,7 @@ def test_log_z_marginals_map_equal_brute_force(k):
     for i in range(n):
         want = p.sum(axis=tuple(j for j in range(n) if j != i))
         np.testing.assert_allclose(np.asarray(mg.variables[i]), want, atol=2e-6)
-    for f, got in zip(mrf.factors, mg.factors):
+    for f, got in zip(mrf.factors, mg.factors, strict=True):
         rest = tuple(j for j in range(n) if j not in f.scope)
         want = np.transpose(p.sum(axis=rest), np.argsort(np.argsort(f.scope)))
         assert got.shape == f.log_potential.shape
@@ -231,7 +233,7 @@ def test_gradient_of_log_z_is_the_factor_marginal_and_passes_numerical_check():
     mrf = random_mrf(100, neg_frac=0.0)
     g = jax.grad(log_partition)(mrf)
     mg = marginals(mrf)
-    for a, b in zip(g.factors, mg.factors):
+    for a, b in zip(g.factors, mg.factors, strict=True):
         np.testing.assert_allclose(np.asarray(a.log_potential), np.asarray(b), atol=1e-6)
     tables = [f.log_potential for f in mrf.factors]
 
@@ -266,8 +268,9 @@ def test_jit_vmap_and_no_recompile_on_new_parameters():
     vm = jax.vmap(marginals)(stacked)
     for b, m in enumerate(batch):
         ref = marginals(m)
-        np.testing.assert_allclose(np.asarray(vm.variables[2][b]), np.asarray(ref.variables[2]),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            np.asarray(vm.variables[2][b]), np.asarray(ref.variables[2]), atol=1e-6
+        )
     vx = jax.vmap(map_assignment)(stacked)
     assert vx.shape == (4, mrf.num_variables)
 
@@ -276,7 +279,7 @@ def test_jit_vmap_and_no_recompile_on_new_parameters():
     def all_three(m):
         return log_partition(m), marginals(m), map_assignment(m)
 
-    for m, z in zip(batch, want_z):
+    for m, z in zip(batch, want_z, strict=True):
         out = all_three(m)
         np.testing.assert_allclose(float(out[0]), z, rtol=1e-5)
 

@@ -33,9 +33,7 @@ def test_tree_has_width_one_and_complete_graph_width_n_minus_one():
 
 def test_plan_is_cached_per_structure_and_order_is_respected():
     mrf = pairwise_mrf(umrf.graphs.grid(4, 4))
-    other = DiscreteMRF(
-        mrf.cardinalities, [Factor(f.scope, np.ones((2, 2))) for f in mrf.factors]
-    )
+    other = DiscreteMRF(mrf.cardinalities, [Factor(f.scope, np.ones((2, 2))) for f in mrf.factors])
     assert elimination_plan(mrf) is elimination_plan(other)
     order = tuple(range(15, -1, -1))
     assert elimination_plan(mrf, order).order == order
@@ -50,22 +48,20 @@ def test_program_indices_stay_in_bounds_and_segments_are_few():
     prog = build_program(mrf.cardinalities, mrf.scopes)
     assert len(prog.segments) <= 6
     for seg in prog.segments:
-        idx = (
-            seg.hidx[:, :, :, None, None]
-            + seg.midx[:, :, None, :, None]
-            + seg.vidx[:, :, None, None, :]
-        )
-        assert idx.min() >= 0 and idx.max() < prog.memory_size
+        big = seg.hb[:, :, None, None] + seg.mb[:, None, :, None] + seg.vb[:, None, None, :]
+        small = seg.ms[:, :, :, None] + seg.vs[:, :, None, :]
+        for idx in (big, small):
+            assert idx.min() >= 0 and idx.max() < prog.memory_size
         assert np.all(seg.out_off + seg.pen_h.shape[1] * seg.pen_m.shape[1] <= prog.memory_size)
+        # padding costs at most 2x the largest real message (2^14 entries for width 14)
+        assert seg.hb.shape[1] * seg.mb.shape[1] <= 2 * 2**14
     # slots are reused: memory stays far below the sum of all intermediate tables
     assert prog.memory_size < prog.plan.total_size / 4
 
 
 def test_mixed_cardinality_budget_estimate():
     g = nx.cycle_graph(5)
-    mrf = DiscreteMRF(
-        [2, 3, 4, 5, 6], [Factor(e, np.zeros((2 + e[0], 2 + e[1]))) for e in g.edges]
-    )
+    mrf = DiscreteMRF([2, 3, 4, 5, 6], [Factor(e, np.zeros((2 + e[0], 2 + e[1]))) for e in g.edges])
     plan = elimination_plan(mrf)
     assert plan.treewidth == 2
     # brute-force check of the estimate: it is the largest union table of the plan's steps

@@ -93,7 +93,10 @@ def test_lambda_sigma_squared_weighting():
     # One level: the multi-noise loss is σ² times the single-level DSM loss
     # (in expectation; both are Monte Carlo over the noise).
     x = data(40000, seed=2)
-    score_nc = lambda p, x, s: -p * (x - jnp.asarray(MU, x.dtype)) / (1.0 + s**2)
+
+    def score_nc(p, x, s):
+        return -p * (x - jnp.asarray(MU, x.dtype)) / (1.0 + s**2)
+
     for sigma in (0.3, 2.0):
         single = jax.jit(
             lambda k, s=sigma: denoising_score_matching(
@@ -116,7 +119,10 @@ def test_dsm_closed_form_value_with_fixed_noise():
     key = jax.random.key(5)
     sigma = 0.4
     eps = jax.random.normal(jax.random.split(key, 1)[0], x.shape)
-    score = lambda p, x: -p * x
+
+    def score(p, x):
+        return -p * x
+
     got = denoising_score_matching(score, 1.3, x, key, sigma=sigma)
     manual = 0.5 * jnp.mean(jnp.sum((-1.3 * (x + sigma * eps) + eps / sigma) ** 2, axis=1))
     np.testing.assert_allclose(got, manual, rtol=1e-5)
@@ -139,7 +145,10 @@ def test_geometric_sigmas():
 
 def test_nan_flagged_jit_no_recompile():
     x = jnp.array([[1.0, 2.0], [3.0, 0.5]])
-    bad = lambda p, x: jnp.where(x[0] > 0.0, jnp.nan, 1.0) * x
+
+    def bad(p, x):
+        return jnp.where(x[0] > 0.0, jnp.nan, 1.0) * x
+
     loss, info = denoising_score_matching(
         bad, None, x, jax.random.key(0), sigma=1e-3, return_info=True
     )
@@ -147,7 +156,9 @@ def test_nan_flagged_jit_no_recompile():
 
     xs = data(128)
     sig = geometric_sigmas(1.0, 0.1, 3)
-    score_nc = lambda p, x, s: -p * x / (1.0 + s**2)
+
+    def score_nc(p, x, s):
+        return -p * x / (1.0 + s**2)
 
     @jax.jit
     @chex.assert_max_traces(n=1)
@@ -167,7 +178,9 @@ def test_nan_flagged_jit_no_recompile():
 
 
 def test_bad_inputs():
-    s = lambda p, x: -x
+    def s(p, x):
+        return -x
+
     x = jnp.ones((4, 2))
     key = jax.random.key(0)
     for bad in (0.0, -1.0, float("nan")):
@@ -175,7 +188,10 @@ def test_bad_inputs():
             denoising_score_matching(s, None, x, key, sigma=bad)
     with pytest.raises(TypeError):
         denoising_score_matching(s, None, x, key, 0.1)  # sigma is keyword-only
-    snc = lambda p, x, sig: -x
+
+    def snc(p, x, sig):
+        return -x
+
     with pytest.raises(ValueError, match="sigmas"):
         multiscale_denoising_score_matching(snc, None, x, key, sigmas=[1.0, -0.1])
     with pytest.raises(ValueError, match="sigmas"):

@@ -37,7 +37,7 @@ def test_every_loss_moves_the_mean_toward_the_data():
         ),
     }
     for name, f in objectives.items():
-        g = jax.grad(f)(m0)
+        g = jax.jit(jax.grad(f))(m0)
         # descent direction -g must point from m0 toward the data mean
         cos = float(jnp.dot(-g, MU - m0) / (jnp.linalg.norm(g) * jnp.linalg.norm(MU - m0)))
         assert cos > 0.9, (name, g)
@@ -49,7 +49,10 @@ def test_precision_moves_toward_data_spread():
     # Energy ½ exp(a) ‖x‖² with data variance 0.25 (optimal exp(a) = 4 for SM):
     # from a = 0 every score loss must increase a.
     x = 0.5 * jax.random.normal(jax.random.key(3), (512, 2))
-    e = lambda a, x: 0.5 * jnp.exp(a) * jnp.sum(x**2)
+
+    def e(a, x):
+        return 0.5 * jnp.exp(a) * jnp.sum(x**2)
+
     key = jax.random.key(4)
     x_model = jax.random.normal(jax.random.key(5), (512, 2))  # exact samples at a = 0
     for name, f in {
@@ -58,5 +61,5 @@ def test_precision_moves_toward_data_spread():
         "ssm": lambda a: losses.sliced_score_matching(e, a, x, key, num_projections=2),
         "dsm": lambda a: losses.denoising_score_matching(umrf.score(e), a, x, key, sigma=0.1),
     }.items():
-        assert float(jax.grad(f)(0.0)) < 0.0, name
+        assert float(jax.jit(jax.grad(f))(0.0)) < 0.0, name
     np.testing.assert_array_less(0.0, 1.0)

@@ -96,7 +96,10 @@ def test_pytree_and_image_shaped_examples():
 
 def test_nonfinite_loss_is_reported_not_replaced():
     x = jnp.array([[1.0, 2.0], [-1.0, 0.5], [3.0, 1.0]])
-    energy = lambda p, x: p * jnp.sum(jnp.sqrt(x))  # NaN for x < 0
+
+    def energy(p, x):
+        return p * jnp.sum(jnp.sqrt(x))  # NaN for x < 0
+
     loss, info = score_matching(energy, 1.0, x, return_info=True)
     assert np.isnan(float(loss))
     assert not bool(info.is_finite)
@@ -129,7 +132,9 @@ def test_jit_vmap_and_no_recompile():
 
 
 def test_bad_inputs():
-    e = lambda p, x: jnp.sum(x**2)
+    def e(p, x):
+        return jnp.sum(x**2)
+
     with pytest.raises(TypeError, match="floating"):
         score_matching(e, None, jnp.ones((3, 2), jnp.int32))
     with pytest.raises(ValueError, match="empty batch"):

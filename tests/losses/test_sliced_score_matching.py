@@ -70,7 +70,10 @@ def test_unbiased_estimate_of_exact_score_matching(distribution):
 def test_optimum_agrees_with_ml_within_sampling_error():
     x = data(2000)
     key = jax.random.key(7)
-    f = lambda q: sliced_score_matching(gaussian_energy, q, x, key, num_projections=4)
+
+    def f(q):
+        return sliced_score_matching(gaussian_energy, q, x, key, num_projections=4)
+
     opt = optax.lbfgs()
     vg = optax.value_and_grad_from_state(f)
 
@@ -96,7 +99,10 @@ def test_optimum_agrees_with_ml_within_sampling_error():
 
 def test_nan_flagged_jit_and_no_recompile():
     x = jnp.array([[1.0, 2.0], [-1.0, 0.5]])
-    energy = lambda p, x: p * jnp.sum(jnp.sqrt(x))
+
+    def energy(p, x):
+        return p * jnp.sum(jnp.sqrt(x))
+
     loss, info = sliced_score_matching(energy, 1.0, x, jax.random.key(0), return_info=True)
     assert np.isnan(float(loss)) and not bool(info.is_finite) and int(info.num_nonfinite) == 1
 
@@ -118,7 +124,9 @@ def test_nan_flagged_jit_and_no_recompile():
 
 
 def test_bad_inputs():
-    e = lambda p, x: jnp.sum(x**2)
+    def e(p, x):
+        return jnp.sum(x**2)
+
     x = jnp.ones((4, 2))
     key = jax.random.key(0)
     with pytest.raises(ValueError, match="num_projections"):

@@ -106,8 +106,9 @@ def test_condition_under_jit_with_traced_states_does_not_recompile():
     assert len(traces) == 1
     full = mrf.condition({v: 0 for v in range(5)})
     assert full.num_variables == 0
-    np.testing.assert_allclose(float(jnp.exp(log_partition(full) - log_partition(mrf))),
-                               p[0, 0, 0, 0, 0], rtol=1e-4)
+    np.testing.assert_allclose(
+        float(jnp.exp(log_partition(full) - log_partition(mrf))), p[0, 0, 0, 0, 0], rtol=1e-4
+    )
 
 
 def test_validation_errors():

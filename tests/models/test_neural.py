@@ -67,7 +67,10 @@ def test_noise_conditional_energy_and_scores():
     np.testing.assert_allclose(
         jax.vmap(energy_fn, in_axes=(None, 0, None))(params, X, sig), module(X, sigmas), rtol=1e-6
     )
-    score_nc = lambda p, x, s: -jax.grad(energy_fn, argnums=1)(p, x, s)
+
+    def score_nc(p, x, s):
+        return -jax.grad(energy_fn, argnums=1)(p, x, s)
+
     loss = umrf.losses.multiscale_denoising_score_matching(
         score_nc, params, X, jax.random.key(0), sigmas=[1.0, 0.5]
     )

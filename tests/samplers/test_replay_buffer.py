@@ -59,7 +59,9 @@ def test_default_init_and_reinitialisation_probability():
 
 
 def test_pytree_buffer():
-    init = lambda key, n: {"a": jnp.zeros((n, 3)), "b": jnp.ones((n,), jnp.int32)}
+    def init(key, n):
+        return {"a": jnp.zeros((n, 3)), "b": jnp.ones((n,), jnp.int32)}
+
     buf = ReplayBuffer(4, init, reinit_prob=0.5)
     state = buf.init(jax.random.key(0))
     x, idx = buf.sample(jax.random.key(1), state, 3)
@@ -69,7 +71,9 @@ def test_pytree_buffer():
 
 
 def test_negatives_under_jit_without_recompile():
-    energy = lambda p, x: 0.5 * p * jnp.sum(x**2)
+    def energy(p, x):
+        return 0.5 * p * jnp.sum(x**2)
+
     alg = umrf.samplers.ula(energy, 0.05)
     buf = ReplayBuffer(64, uniform_init((2,)), reinit_prob=0.05)
 
@@ -97,7 +101,9 @@ def test_negatives_under_jit_without_recompile():
 
 
 def test_cd_starts_at_data_and_pcd_continues_chains():
-    energy = lambda p, x: 0.5 * jnp.sum((x - p) ** 2)
+    def energy(p, x):
+        return 0.5 * jnp.sum((x - p) ** 2)
+
     alg = umrf.samplers.ula(energy, 1e-4)
     data = jnp.array([[5.0, 5.0], [-5.0, 3.0]])
     x, _ = cd_negatives(alg, jax.random.key(0), data, jnp.zeros(2), num_steps=1)
@@ -117,7 +123,10 @@ def test_cd_starts_at_data_and_pcd_continues_chains():
 def test_persistent_chains_sample_the_model():
     # MALA chains continued across calls reach N(m, I): moments within MC error.
     m = jnp.array([1.0, -2.0])
-    energy = lambda p, x: 0.5 * jnp.sum((x - p) ** 2)
+
+    def energy(p, x):
+        return 0.5 * jnp.sum((x - p) ** 2)
+
     alg = umrf.samplers.mala(energy, 0.5)
     chains = jnp.zeros((2000, 2))
     f = jax.jit(lambda k, c: pcd_negatives(alg, k, c, m, num_steps=20))
@@ -129,7 +138,9 @@ def test_persistent_chains_sample_the_model():
 
 
 def test_divergence_is_counted():
-    energy = lambda p, x: -p * jnp.sum(x**4)  # unbounded below: ULA blows up
+    def energy(p, x):
+        return -p * jnp.sum(x**4)  # unbounded below: ULA blows up
+
     alg = umrf.samplers.ula(energy, 0.5)
     x, info = cd_negatives(alg, jax.random.key(0), jnp.full((4, 2), 3.0), 1.0, num_steps=20)
     assert int(info.num_diverged) == 4

@@ -39,7 +39,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import opt_einsum
 
 from umrf.inference._elimination import (
     DEFAULT_MAX_TABLE_SIZE,
@@ -101,7 +100,9 @@ def _run(
 
         def body(mem, xs):
             hb, mb, vb, ms, vs, ph, pm, pv, off = xs
-            small = jnp.sum(mem.at[ms[:, :, None] + vs[:, None, :]].get(mode="promise_in_bounds"), 0)
+            small = jnp.sum(
+                mem.at[ms[:, :, None] + vs[:, None, :]].get(mode="promise_in_bounds"), 0
+            )
             small = small + (pm[:, None] + pv[None, :])
             big = mem.at[hb[:, None, None] + mb[None, :, None] + vb[None, None, :]].get(
                 mode="promise_in_bounds"
@@ -176,93 +177,9 @@ def _log_partition_exact(mrf: DiscreteMRF, order: tuple[int, ...] | None) -> jax
     return _run(_program(mrf, order), _tables(mrf), "sum")[0]
 
 
-def _symbol(u: int) -> str:
-    return opt_einsum.get_symbol(u)
-
-
-def _scaled_log_partition(
-    plan: EliminationPlan,
-    cards: tuple[int, ...],
-    scopes: tuple[tuple[int, ...], ...],
-    tables: Sequence[jax.Array],
-) -> tuple[jax.Array, jax.Array]:
-    """Scaled (exp-space) elimination: each step one dense ``einsum``; returns ``(log Z, ok)``.
-
-    Every table is kept as ``exp(θ − max θ)`` (entries in ``[0, 1]``, max 1) with its
-    log-scale accumulated in a scalar, the classical scaled forward algorithm
-    (Rabiner, 1989) applied to bucket elimination. Hard zeros stay exact zeros. A
-    product of inputs can underflow only when the inputs' dynamic ranges
-    ``max θ − min_{finite} θ`` add up to more than ``−log(tiny)`` of the dtype; each
-    step checks that bound, and ``ok`` is False when any step might have lost mass
-    (the caller then uses the log-space engine).
-    """
-    dtype = _dtype(tables)
-    limit = float(-np.log(np.finfo(np.dtype(dtype)).tiny)) - 8.0
-    log_scale = jnp.zeros((), dtype)
-    ok = jnp.asarray(True)
-    pool: dict[int, tuple[jax.Array, jax.Array]] = {}
-    scope_of = dict(enumerate(scopes))
-    for k, t in enumerate(tables):
-        t = jnp.asarray(t, dtype)
-        fin = jnp.isfinite(t)
-        live = jnp.any(fin)
-        mx = jnp.max(jnp.where(fin, t, -jnp.inf))
-        mn = jnp.min(jnp.where(fin, t, jnp.inf))
-        mx_safe = jax.lax.stop_gradient(jnp.where(live, mx, jnp.zeros_like(mx)))
-        pool[k] = (jnp.exp(t - mx_safe), jnp.where(live, mx - mn, jnp.zeros_like(mx)))
-        log_scale = log_scale + jnp.where(live, mx_safe, -jnp.inf)
-    for st in plan.steps:
-        if not st.inputs:
-            log_scale = log_scale + jnp.log(jnp.asarray(cards[st.variable], dtype))
-            pool[st.output] = (jnp.ones((), dtype), jnp.zeros((), dtype))
-            scope_of[st.output] = ()
-            continue
-        ins = [pool.pop(t) for t in st.inputs]
-        ok = ok & (sum(r for _, r in ins) < limit)
-        out_scope = st.union[:-1]
-        expr = (
-            ",".join("".join(_symbol(u) for u in scope_of[t]) for t in st.inputs)
-            + "->"
-            + "".join(_symbol(u) for u in out_scope)
-        )
-        r = jnp.einsum(expr, *(e for e, _ in ins))
-        top = jnp.max(r)
-        pos = top > 0
-        top_safe = jnp.where(pos, top, jnp.ones_like(top))
-        r = r / top_safe
-        log_scale = log_scale + jnp.where(pos, jnp.log(top_safe), -jnp.inf)
-        min_pos = jnp.min(jnp.where(r > 0, r, jnp.ones_like(r)))
-        pool[st.output] = (r, -jnp.log(min_pos))
-        scope_of[st.output] = out_scope
-    for t in plan.remaining:
-        e, _ = pool[t]
-        log_scale = log_scale + jnp.log(e)
-    return log_scale, ok
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def _log_partition_value(mrf: DiscreteMRF, order: tuple[int, ...] | None) -> jax.Array:
-    prog = _program(mrf, order)
-    fast, ok = _scaled_log_partition(
-        prog.plan, mrf.cardinalities, mrf.scopes, _tables(mrf)
-    )
-    return jax.lax.cond(ok, lambda m: fast, lambda m: _log_partition_exact(m, order), mrf)
-
-
-@_log_partition_value.defjvp
-def _log_partition_value_jvp(order, primals, tangents):
-    (mrf,), (dmrf,) = primals, tangents
-    log_z, grads = jax.value_and_grad(_log_partition_exact)(mrf, order)
-    dot = sum(
-        jnp.sum(g.log_potential * t.log_potential)
-        for g, t in zip(grads.factors, dmrf.factors, strict=True)
-    )
-    return log_z, jnp.asarray(dot, log_z.dtype)
-
-
 @functools.partial(jax.jit, static_argnums=(1,))
 def _log_partition_jit(mrf: DiscreteMRF, order: tuple[int, ...] | None) -> jax.Array:
-    return _log_partition_value(mrf, order)
+    return _log_partition_exact(mrf, order)
 
 
 def log_partition(

@@ -109,18 +109,17 @@ class _Edges:
 
     def __init__(self, fg: FactorGroups):
         self.edge_ids = []
-        var_of, card_of = [], []
+        var_of = []
         e = 0
         for g in fg.groups:
             f, m = g.scopes.shape
             ids = np.arange(e, e + f * m, dtype=np.int32).reshape(f, m)
             self.edge_ids.append(ids)
             var_of.append(g.scopes.reshape(-1))
-            card_of.append(np.broadcast_to(np.asarray(g.shape), (f, m)).reshape(-1))
             e += f * m
         self.num_edges = e
         self.var_of = np.concatenate(var_of) if var_of else np.zeros(0, np.int32)
-        card = np.concatenate(card_of) if card_of else np.zeros(0, np.int64)
+        card = np.asarray(fg.cardinalities, np.int64)[self.var_of]
         self.valid = np.arange(fg.max_card)[None, :] < card[:, None]
         incoming: list[list[int]] = [[] for _ in range(fg.num_variables)]
         for edge, v in enumerate(self.var_of.tolist()):
@@ -269,7 +268,7 @@ def _bp(
         bethe_factor = bethe_factor + jnp.sum(jnp.where(b > 0, th, 0.0) * b)
         bethe_factor = bethe_factor - jnp.sum(xlogx(b))
         for r, k in enumerate(g.factor_ids):
-            fbel[int(k)] = b[r]
+            fbel[int(k)] = fg.unpad(g, r, b[r])
     for k in fg.constant_ids:
         fbel[k] = jnp.ones((), dtype)
     h_var = -jnp.sum(xlogx(vbel), axis=-1)

@@ -101,7 +101,7 @@ def _factor_tables(fg: FactorGroups, mrf: DiscreteMRF, q: jax.Array) -> tuple[ja
         for l in range(m):
             prod = prod * _expand(q[g.scopes[:, l], : g.shape[l]], l, m)
         for r, k in enumerate(g.factor_ids):
-            out[int(k)] = prod[r]
+            out[int(k)] = fg.unpad(g, r, prod[r])
     for k in fg.constant_ids:
         out[k] = jnp.ones((), q.dtype)
     return tuple(out)
@@ -152,7 +152,7 @@ def mean_field(
 def _mean_field(mrf: DiscreteMRF, num_iters: int, damping: float, tol: float) -> MeanFieldResult:
     """The jitted program (one compile per structure and static settings)."""
     fg = FactorGroups(mrf)
-    tables = fg.tables(mrf)
+    tables = fg.tables(mrf, pad_value=0.0)  # q = 0 on padded states
     dtype = jnp.result_type(*tables, jnp.float32) if tables else jnp.float32
     tables = [t.astype(dtype) for t in tables]
     const = fg.constant(mrf, dtype)

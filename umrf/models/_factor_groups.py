@@ -3,11 +3,12 @@
 Gibbs sampling, mean-field and loopy belief propagation all need the same
 bookkeeping: which factor touches which variable in which slot. Looping over
 factors in Python inside traced code makes programs whose size grows with the
-model (a 50×50 grid has ~7 500 factors), so factors are grouped by their table
-shape ``(K_{v_1}, …, K_{v_m})``: every group is one stacked table of shape
-``(F_g, K_1, …, K_m)`` plus an ``(F_g, m)`` integer array of scopes, and one
-message/conditional computation is a handful of batched gathers per group and
-slot. Everything here is numpy computed once, outside ``jit`` (DESIGN.md §5).
+model (a 50×50 grid has ~7 500 factors), so factors are grouped by their
+arity ``m``: every group is one stacked table of shape ``(F_g, K_1, …, K_m)``
+(each table padded with ``-inf`` to the group's largest cardinality per slot, so
+padded states carry no mass) plus an ``(F_g, m)`` integer array of scopes, and
+one message/conditional computation is a handful of batched gathers per group
+and slot. Everything here is numpy computed once, outside ``jit`` (DESIGN.md §5).
 """
 
 from __future__ import annotations
@@ -23,17 +24,19 @@ from umrf.models._discrete_mrf import DiscreteMRF
 
 
 class FactorGroup(NamedTuple):
-    """Factors sharing one table shape.
+    """Factors of one arity, tables padded to a common shape.
 
     Attributes:
-      shape: the slot cardinalities ``(K_1, …, K_m)``.
+      shape: the padded slot cardinalities ``(K_1, …, K_m)`` (per-slot maxima).
       factor_ids: ``(F,)`` indices into ``mrf.factors``.
       scopes: ``(F, m)`` variable indices, one row per factor.
+      true_shapes: each factor's own table shape.
     """
 
     shape: tuple[int, ...]
     factor_ids: np.ndarray
     scopes: np.ndarray
+    true_shapes: tuple[tuple[int, ...], ...]
 
 
 def structure_of(mrf: DiscreteMRF) -> tuple[Any, ...]:
@@ -79,25 +82,46 @@ class FactorGroups:
         self.num_variables = len(self.cardinalities)
         self.max_card = max(self.cardinalities, default=1)
         self.structure = structure_of(mrf)
-        by_shape: dict[tuple[int, ...], list[int]] = {}
+        by_arity: dict[int, list[int]] = {}
         self.constant_ids: list[int] = []
         for k, f in enumerate(mrf.factors):
             if len(f.scope) == 0:
                 self.constant_ids.append(k)
                 continue
-            shape = tuple(self.cardinalities[v] for v in f.scope)
-            by_shape.setdefault(shape, []).append(k)
+            by_arity.setdefault(len(f.scope), []).append(k)
         self.groups: list[FactorGroup] = []
-        for shape, ids in by_shape.items():
+        for _, ids in sorted(by_arity.items()):
             scopes = np.asarray([mrf.factors[k].scope for k in ids], dtype=np.int32)
-            self.groups.append(FactorGroup(shape, np.asarray(ids, dtype=np.int32), scopes))
+            true = tuple(tuple(self.cardinalities[v] for v in mrf.factors[k].scope) for k in ids)
+            shape = tuple(int(s) for s in np.max(np.asarray(true), axis=0))
+            self.groups.append(FactorGroup(shape, np.asarray(ids, dtype=np.int32), scopes, true))
         cards = np.asarray(self.cardinalities, dtype=np.int32)
         self.state_mask = np.arange(self.max_card)[None, :] < cards[:, None]
 
-    def tables(self, mrf: DiscreteMRF) -> list[jax.Array]:
-        """Stacked log-potential tables, one ``(F_g, K_1, …, K_m)`` array per group."""
+    def tables(self, mrf: DiscreteMRF, pad_value: float = -np.inf) -> list[jax.Array]:
+        """Stacked log-potential tables, one ``(F_g, K_1, …, K_m)`` array per group.
+
+        A table smaller than the group's shape is padded with ``pad_value``
+        (``-inf``: no mass; mean-field pads with 0, as its weights vanish there).
+        """
         fs = mrf.factors
-        return [jnp.stack([fs[int(k)].log_potential for k in g.factor_ids]) for g in self.groups]
+        dtype = jnp.result_type(*(f.log_potential for f in fs), jnp.float32)
+        out = []
+        for g in self.groups:
+            parts = []
+            for k, true in zip(g.factor_ids, g.true_shapes, strict=True):
+                t = jnp.asarray(fs[int(k)].log_potential, dtype)
+                if true != g.shape:
+                    pad = [(0, a - b) for a, b in zip(g.shape, true, strict=True)]
+                    t = jnp.pad(t, pad, constant_values=pad_value)
+                parts.append(t)
+            out.append(jnp.stack(parts))
+        return out
+
+    @staticmethod
+    def unpad(g: FactorGroup, row: int, table: jax.Array) -> jax.Array:
+        """Cut a padded per-factor table back to factor ``g.factor_ids[row]``'s own shape."""
+        return table[tuple(slice(0, k) for k in g.true_shapes[row])]
 
     def constant(self, mrf: DiscreteMRF, dtype: Any) -> jax.Array:
         """Sum of the arity-0 factors' log-potentials (0 when there are none)."""
@@ -132,16 +156,3 @@ class FactorGroups:
                 if rows.size:
                     out.append((gi, j, rows, p[rows].astype(np.int32)))
         return out
-
-
-def slot_contributions(
-    table: jax.Array, scopes: np.ndarray, rows: np.ndarray, slot: int, x: jax.Array
-) -> jax.Array:
-    """``log ψ(x_{C \\ v}, x_v = ·)`` for the factors ``rows`` of one group, as ``(E, K_slot)``.
-
-    Every other slot is fixed at its value in ``x``; the ``slot`` axis is kept.
-    """
-    m = scopes.shape[1]
-    moved = jnp.moveaxis(table, 1 + slot, -1)
-    idx = (rows,) + tuple(x[scopes[rows, l]] for l in range(m) if l != slot)
-    return moved[idx]
