@@ -64,7 +64,7 @@ def test_cd_with_exact_model_samples_is_unbiased():
     mrf = make_mrf(1)
     x_data = jax.random.randint(jax.random.key(1), (40, 3), 0, jnp.asarray(CARDS)[None])
     probs = jax.nn.softmax(-jax.vmap(mrf.energy)(ALL))
-    idx = jax.random.choice(jax.random.key(2), ALL.shape[0], (200000,), p=probs)
+    idx = jax.random.choice(jax.random.key(2), ALL.shape[0], (50000,), p=probs)
 
     def cd(m):
         return contrastive_divergence(mrf_energy, m, x_data, ALL[idx])
@@ -75,7 +75,7 @@ def test_cd_with_exact_model_samples_is_unbiased():
     g_mc = jax.jit(jax.grad(cd))(mrf)
     g_ex = jax.jit(jax.grad(nll))(mrf)
     for a, b in zip(jax.tree_util.tree_leaves(g_mc), jax.tree_util.tree_leaves(g_ex), strict=True):
-        np.testing.assert_allclose(a, b, atol=5e-3)
+        np.testing.assert_allclose(a, b, atol=1e-2)
 
 
 def test_value_and_energy_regulariser():
@@ -168,3 +168,18 @@ def test_bad_inputs():
         contrastive_divergence(lambda p, x: x, None, x, x)
     with pytest.raises(TypeError):
         contrastive_divergence(e, None, x, x, 0.1)  # alpha is keyword-only
+
+
+def test_nonfinite_negatives_are_flagged_not_rejected():
+    def quad(m, x):
+        return 0.5 * jnp.sum((x - m) ** 2)
+
+    xd = jnp.ones((3, 2))
+    xm = jnp.array([[0.0, 0.0], [jnp.nan, 1.0], [1.0, 1.0]])  # a diverged chain
+    for f in (
+        contrastive_divergence,
+        jax.jit(contrastive_divergence, static_argnums=0, static_argnames="return_info"),
+    ):
+        loss, info = f(quad, jnp.zeros(2), xd, xm, return_info=True)
+        assert np.isnan(float(loss)) and not bool(info.is_finite)
+        assert int(info.num_nonfinite) == 1

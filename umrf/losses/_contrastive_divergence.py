@@ -70,7 +70,8 @@ def contrastive_divergence(
     (Du & Mordatch 2019; Grathwohl et al. 2020); see
     ``umrf.samplers.cd_negatives``, ``pcd_negatives``, ``replay_negatives``.
     The ``α`` term is the energy-magnitude regulariser of Du & Mordatch
-    (2019), which keeps energies near zero.
+    (2019), which keeps energies near zero. The loss assumes ``T = 1``; for a
+    model at temperature ``T`` pass ``lambda p, x: energy_fn(p, x) / T``.
 
     Args:
       energy_fn: ``energy_fn(params, x) -> scalar`` on one configuration.
@@ -89,7 +90,7 @@ def contrastive_divergence(
       energy makes the loss non-finite; it is returned as is and flagged.
 
     Raises:
-      ValueError: empty batches, non-finite float data, negative ``alpha``,
+      ValueError: empty batches, non-finite ``x_data``, negative ``alpha``,
         or malformed ``model_weights``.
 
     Examples:
@@ -111,7 +112,8 @@ def contrastive_divergence(
     batch_size("x_data", x_data)
     m = batch_size("x_model", x_model)
     check_finite("x_data", x_data)
-    check_finite("x_model", x_model)
+    # x_model is NOT checked: non-finite negatives are a sampler failure, which
+    # must surface as a flagged non-finite loss (the same eagerly and under jit).
     check_positive("alpha", alpha, allow_zero=True)
     if model_weights is not None:
         w = model_weights if isinstance(model_weights, jax.Array) else jnp.asarray(model_weights)
