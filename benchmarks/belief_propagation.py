@@ -76,6 +76,7 @@ def pgmax_runner(side: int, unary: np.ndarray, iters: int):
     bp = infer.build_inferer(fg.bp_state, backend="bp")
     arrays = bp.init(evidence_updates={variables: unary})
 
+    @jax.jit
     def run(arrs):
         out = bp.run(arrs, num_iters=iters, damping=DAMPING, temperature=1.0)
         return infer.get_marginals(bp.get_beliefs(out))[variables]

@@ -40,12 +40,13 @@ def _parser() -> argparse.ArgumentParser:
             "score matching (sampled with annealed Langevin) and with persistent contrastive "
             "divergence (sampled with MALA); print the MMD to held-out data and write a PNG."
         ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    demo.add_argument("--dataset", choices=DATASETS, default="rings", help="default: rings")
+    demo.add_argument("--dataset", choices=DATASETS, default="rings", help="built-in 2-D data")
     demo.add_argument("--steps", type=int, default=2000, help="optimiser steps per model")
-    demo.add_argument("--batch-size", type=int, default=256)
+    demo.add_argument("--batch-size", type=int, default=256, help="minibatch size")
     demo.add_argument("--num-samples", type=int, default=1000, help="model samples drawn")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="PRNG seed")
     demo.add_argument(
         "--method", choices=("both", "dsm", "pcd"), default="both", help="which model(s) to train"
     )

@@ -41,22 +41,26 @@ def test_elbo_is_lower_bound_and_matches_enumeration(hard_zero):
     lz = float(umrf.inference.log_partition(mrf))
     assert np.isfinite(float(res.elbo))
     assert float(res.elbo) <= lz + 1e-5
-    np.testing.assert_allclose(float(res.elbo), brute_force_elbo(mrf, res.variables), rtol=1e-5, atol=1e-5)
+    qs = [res.variable(mrf, i) for i in range(mrf.num_variables)]
+    np.testing.assert_allclose(float(res.elbo), brute_force_elbo(mrf, qs), rtol=1e-5, atol=1e-5)
     # coordinate ascent: the ELBO never decreases
     assert np.all(np.diff(np.asarray(res.elbo_trace)) >= -1e-5)
     assert bool(res.converged)
     for i, k in enumerate(mrf.cardinalities):
-        assert res.variables[i].shape == (k,)
+        assert res.variable(mrf, i).shape == (k,)
         np.testing.assert_allclose(float(jnp.sum(res.variables[i])), 1.0, rtol=1e-6)
-    for f, t in zip(mrf.factors, res.factors, strict=True):
+    tables = res.factor_tables(mrf)
+    for k, (f, t) in enumerate(zip(mrf.factors, tables, strict=True)):
         assert t.shape == f.log_potential.shape
+        np.testing.assert_allclose(t, res.factor(mrf, k))
+        np.testing.assert_allclose(float(jnp.sum(t)), 1.0, rtol=1e-5)
 
 
 def test_fixed_point_and_envelope_gradient():
     """At convergence every q_i is its own update, and dELBO/dθ_k equals Π q (envelope theorem)."""
     mrf = loopy_mrf(1)
     res = umrf.inference.mean_field(mrf, num_iters=200)
-    q = [np.asarray(v, np.float64) for v in res.variables]
+    q = [np.asarray(res.variable(mrf, i), np.float64) for i in range(mrf.num_variables)]
     for i, k in enumerate(mrf.cardinalities):
         logits = np.zeros(k)
         for f in mrf.factors:
@@ -73,7 +77,7 @@ def test_fixed_point_and_envelope_gradient():
         want = np.exp(logits - logits.max())
         np.testing.assert_allclose(q[i], want / want.sum(), atol=1e-5)
     grads = jax.grad(lambda m: umrf.inference.mean_field(m, num_iters=200).elbo)(mrf)
-    for g, t in zip(grads.factors, res.factors, strict=True):
+    for g, t in zip(grads.factors, res.factor_tables(mrf), strict=True):
         np.testing.assert_allclose(g.log_potential, t, atol=2e-4)
 
 
@@ -83,8 +87,8 @@ def test_exact_for_independent_variables():
     res = umrf.inference.mean_field(mrf, num_iters=2)
     exact = umrf.inference.marginals(mrf)
     np.testing.assert_allclose(float(res.elbo), float(umrf.inference.log_partition(mrf)), rtol=1e-6)
-    for a, b in zip(res.variables, exact.variables, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-6)
+    for i, b in enumerate(exact.variables):
+        np.testing.assert_allclose(res.variable(mrf, i), b, atol=1e-6)
 
 
 def test_grid_bound_and_damping():

@@ -43,7 +43,9 @@ def _pool(x: jax.Array) -> jax.Array:
 class UNet(nnx.Module):
     """Two-level U-Net mapping images ``(B, H, W, F)`` to logits ``(B, H, W, C)``."""
 
-    def __init__(self, in_features: int = 3, num_classes: int = 3, *, width: int = 16, rngs):
+    def __init__(
+        self, in_features: int = 3, num_classes: int = 3, *, width: int = 16, rngs: nnx.Rngs
+    ):
         w = width
 
         def conv(a, b, k=3):

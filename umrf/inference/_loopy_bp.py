@@ -49,16 +49,26 @@ import numpy as np
 
 from umrf._validation import check_positive, check_positive_int, check_probability
 from umrf.models._discrete_mrf import DiscreteMRF
-from umrf.models._factor_groups import FactorGroups, check_mrf
+from umrf.models._factor_groups import (
+    FactorGroups,
+    check_mrf,
+    flat_offsets,
+    pack_factor_tables,
+    unpack_factor_tables,
+)
 
 
 class BeliefPropagationResult(NamedTuple):
     """Result of :func:`loopy_belief_propagation`.
 
     Attributes:
-      variables: ``variables[i]``: belief ``b_i`` (approximate marginal; in max
-        mode the normalised max-marginal), length ``K_i``.
-      factors: ``factors[k]``: factor belief ``b_k``, shaped like factor ``k``.
+      variables: ``(n, K_max)`` array; row ``i`` is the belief ``b_i``
+        (approximate marginal; in max mode the normalised max-marginal),
+        zero-padded beyond ``K_i``. :meth:`variable` returns it unpadded.
+      factors: the factor beliefs ``b_k`` of all factors, raveled and
+        concatenated in factor order (one array, so the compiled program stays
+        small for models with thousands of factors); :meth:`factor` and
+        :meth:`factor_tables` reshape them.
       log_partition: sum mode: the Bethe estimate of ``log Z`` (of
         ``p ∝ exp(-E/T)``); max mode: ``Σ_k log ψ_k(x̂) = −E(x̂)``, the
         unnormalised log-probability of the decoded assignment.
@@ -68,12 +78,25 @@ class BeliefPropagationResult(NamedTuple):
       converged: ``max_change < tol``.
     """
 
-    variables: tuple[jax.Array, ...]
-    factors: tuple[jax.Array, ...]
+    variables: jax.Array
+    factors: jax.Array
     log_partition: jax.Array
     map_assignment: jax.Array
     max_change: jax.Array
     converged: jax.Array
+
+    def variable(self, mrf: DiscreteMRF, i: int) -> jax.Array:
+        """Belief of variable ``i`` as a vector of length ``K_i``."""
+        return self.variables[i, : mrf.cardinalities[i]]
+
+    def factor(self, mrf: DiscreteMRF, k: int) -> jax.Array:
+        """Belief of factor ``k`` as a table shaped like ``mrf.factors[k]``."""
+        off = flat_offsets(mrf)
+        return self.factors[off[k] : off[k + 1]].reshape(mrf.factors[k].log_potential.shape)
+
+    def factor_tables(self, mrf: DiscreteMRF) -> tuple[jax.Array, ...]:
+        """All factor beliefs, one table per factor (many small arrays: use outside jit)."""
+        return unpack_factor_tables(mrf, self.factors)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
@@ -255,7 +278,7 @@ def _bp(
     vbel = jax.nn.softmax(vlogit, axis=-1)
     x_hat = jnp.argmax(vlogit, axis=-1).astype(jnp.int32)
     v2f = var_to_factor(msgs)
-    fbel: list[Any] = [None] * len(mrf.factors)
+    fbel: list[jax.Array] = []
     energy_terms = fg.constant(mrf, dtype) / temperature
     bethe_factor = jnp.zeros((), dtype)
     for gi, g in enumerate(fg.groups):
@@ -267,18 +290,14 @@ def _bp(
         th = theta[gi]
         bethe_factor = bethe_factor + jnp.sum(jnp.where(b > 0, th, 0.0) * b)
         bethe_factor = bethe_factor - jnp.sum(xlogx(b))
-        for r, k in enumerate(g.factor_ids):
-            fbel[int(k)] = fg.unpad(g, r, b[r])
-    for k in fg.constant_ids:
-        fbel[k] = jnp.ones((), dtype)
+        fbel.append(b)
     h_var = -jnp.sum(xlogx(vbel), axis=-1)
     deg = jnp.asarray(ed.degree, dtype)
     if mode == "sum":
         log_z = energy_terms + bethe_factor - jnp.sum((deg - 1.0) * h_var)
     else:
         log_z = fg.log_score(raw, x_hat) + fg.constant(mrf, dtype)
-    variables = tuple(vbel[i, :k] for i, k in enumerate(fg.cardinalities))
     change = changes[-1]
     return BeliefPropagationResult(
-        variables, tuple(fbel), log_z, x_hat, change, change < tol
+        vbel, pack_factor_tables(fg, mrf, fbel), log_z, x_hat, change, change < tol
     )

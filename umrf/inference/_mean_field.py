@@ -41,27 +41,49 @@ from umrf._validation import check_positive, check_positive_int, check_probabili
 from umrf.graphs import colouring
 from umrf.inference._loopy_bp import xlogx
 from umrf.models._discrete_mrf import DiscreteMRF
-from umrf.models._factor_groups import FactorGroups, check_mrf
+from umrf.models._factor_groups import (
+    FactorGroups,
+    check_mrf,
+    flat_offsets,
+    pack_factor_tables,
+    unpack_factor_tables,
+)
 
 
 class MeanFieldResult(NamedTuple):
     """Result of :func:`mean_field`.
 
     Attributes:
-      variables: ``variables[i]`` is ``q_i``, a vector of length ``K_i``.
-      factors: ``factors[k]`` is ``Π_{i ∈ C_k} q_i`` as a table shaped like factor ``k``.
+      variables: ``(n, K_max)`` array; row ``i`` is ``q_i``, zero-padded beyond
+        ``K_i`` (:meth:`variable` returns it unpadded).
+      factors: the tables ``Π_{i ∈ C_k} q_i`` of all factors, raveled and
+        concatenated in factor order (one array, so the compiled program stays
+        small); :meth:`factor` and :meth:`factor_tables` reshape them.
       elbo: the evidence lower bound of the final ``q`` (``≤ log Z``).
       elbo_trace: ``(num_iters,)`` ELBO after each iteration (non-decreasing).
       max_change: ``max |q_new − q_old|`` over the last iteration.
       converged: ``max_change < tol``.
     """
 
-    variables: tuple[jax.Array, ...]
-    factors: tuple[jax.Array, ...]
+    variables: jax.Array
+    factors: jax.Array
     elbo: jax.Array
     elbo_trace: jax.Array
     max_change: jax.Array
     converged: jax.Array
+
+    def variable(self, mrf: DiscreteMRF, i: int) -> jax.Array:
+        """``q_i`` as a vector of length ``K_i``."""
+        return self.variables[i, : mrf.cardinalities[i]]
+
+    def factor(self, mrf: DiscreteMRF, k: int) -> jax.Array:
+        """``Π_{i ∈ C_k} q_i`` as a table shaped like ``mrf.factors[k]``."""
+        off = flat_offsets(mrf)
+        return self.factors[off[k] : off[k + 1]].reshape(mrf.factors[k].log_potential.shape)
+
+    def factor_tables(self, mrf: DiscreteMRF) -> tuple[jax.Array, ...]:
+        """All factor tables, one per factor (many small arrays: use outside jit)."""
+        return unpack_factor_tables(mrf, self.factors)
 
 
 def _expand(q: jax.Array, slot: int, arity: int) -> jax.Array:
@@ -93,18 +115,15 @@ def _entropy(q: jax.Array) -> jax.Array:
     return -jnp.sum(xlogx(q))
 
 
-def _factor_tables(fg: FactorGroups, mrf: DiscreteMRF, q: jax.Array) -> tuple[jax.Array, ...]:
-    out: list[Any] = [None] * len(mrf.factors)
+def _factor_tables(fg: FactorGroups, mrf: DiscreteMRF, q: jax.Array) -> jax.Array:
+    per_group = []
     for g in fg.groups:
         m = len(g.shape)
         prod = jnp.ones((len(g.factor_ids),) + (1,) * m, q.dtype)
         for l in range(m):
             prod = prod * _expand(q[g.scopes[:, l], : g.shape[l]], l, m)
-        for r, k in enumerate(g.factor_ids):
-            out[int(k)] = fg.unpad(g, r, prod[r])
-    for k in fg.constant_ids:
-        out[k] = jnp.ones((), q.dtype)
-    return tuple(out)
+        per_group.append(prod)
+    return pack_factor_tables(fg, mrf, per_group)
 
 
 def mean_field(
@@ -186,9 +205,8 @@ def _mean_field(mrf: DiscreteMRF, num_iters: int, damping: float, tol: float) ->
         return q, (change, elbo(q))
 
     q, (changes, trace) = jax.lax.scan(sweep, q0, None, length=num_iters)
-    variables = tuple(q[i, :k] for i, k in enumerate(fg.cardinalities))
     return MeanFieldResult(
-        variables,
+        q,
         _factor_tables(fg, mrf, q),
         trace[-1],
         trace,

@@ -156,3 +156,44 @@ class FactorGroups:
                 if rows.size:
                     out.append((gi, j, rows, p[rows].astype(np.int32)))
         return out
+
+
+def flat_offsets(mrf: DiscreteMRF) -> np.ndarray:
+    """Start of factor ``k``'s raveled table in the flat factor layout (length ``K + 1``)."""
+    sizes = [int(np.prod(f.log_potential.shape, dtype=np.int64)) for f in mrf.factors]
+    return np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+
+
+def pack_factor_tables(fg: FactorGroups, mrf: DiscreteMRF, group_tables: list[jax.Array]) -> jax.Array:
+    """Flatten per-group ``(F_g, …)`` tables into ONE vector in factor order (one gather).
+
+    Factor ``k``'s table (its own, unpadded shape) occupies
+    ``flat[offsets[k]:offsets[k + 1]]`` in row-major order, see :func:`flat_offsets`.
+    Returning one array instead of one output per factor keeps the compiled
+    program small (XLA compiles thousands of tiny outputs very slowly).
+    """
+    dtype = group_tables[0].dtype if group_tables else jnp.float32
+    pieces = [jnp.ravel(t) for t in group_tables] + [jnp.ones((1,), dtype)]
+    source = jnp.concatenate(pieces)
+    index = np.zeros(int(flat_offsets(mrf)[-1]), np.int64)
+    offsets = flat_offsets(mrf)
+    base = 0
+    for g in fg.groups:
+        strides = np.asarray([int(np.prod(g.shape[a + 1 :], dtype=np.int64)) for a in range(len(g.shape))])
+        block = int(np.prod(g.shape, dtype=np.int64))
+        for r, (k, true) in enumerate(zip(g.factor_ids, g.true_shapes, strict=True)):
+            cells = np.indices(true).reshape(len(true), -1)
+            index[offsets[k] : offsets[k + 1]] = base + r * block + strides @ cells
+        base += block * len(g.factor_ids)
+    for k in fg.constant_ids:
+        index[offsets[k]] = base  # arity-0 factors: belief 1
+    return source[index]
+
+
+def unpack_factor_tables(mrf: DiscreteMRF, flat: jax.Array) -> tuple[jax.Array, ...]:
+    """Split a flat factor-order vector into one table per factor (shapes of ``mrf``'s factors)."""
+    offsets = flat_offsets(mrf)
+    return tuple(
+        flat[offsets[k] : offsets[k + 1]].reshape(f.log_potential.shape)
+        for k, f in enumerate(mrf.factors)
+    )
