@@ -90,11 +90,6 @@ def _dtype(tables: Sequence[jax.Array]) -> Any:
     return jnp.result_type(*tables, jnp.float32) if tables else jnp.float32
 
 
-_ROWS = jax.lax.GatherDimensionNumbers(
-    offset_dims=(3,), collapsed_slice_dims=(), start_index_map=(0,)
-)
-
-
 def _program(mrf: DiscreteMRF, order: tuple[int, ...] | None) -> Program:
     return build_program(tuple(mrf.cardinalities), tuple(mrf.scopes), order)
 
@@ -112,23 +107,16 @@ def _run(
     argmaxes = []
     for seg in prog.segments:
 
-        hi_len = seg.pen_i.shape[1]
-
-        def body(mem, xs, hi_len=hi_len):
-            hb, mb, vb, ms, vs, ph, pm, pv, pi, off = xs
+        def body(mem, xs):
+            hb, mb, vb, ms, vs, ph, pm, pv, off = xs
             small = jnp.sum(
-                mem.at[ms[:, :, None] + vs[:, None, :]].get(mode="promise_in_bounds"), axis=0
+                mem.at[ms[:, :, None] + vs[:, None, :]].get(mode="promise_in_bounds"), 0
             )
             small = small + (pm[:, None] + pv[None, :])
-            starts = hb[:, None, None] + mb[None, :, None] + vb[None, None, :]
-            big = jax.lax.gather(
-                mem,
-                starts[..., None],
-                _ROWS,
-                slice_sizes=(hi_len,),
-                mode=jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS,
+            big = mem.at[hb[:, None, None] + mb[None, :, None] + vb[None, None, :]].get(
+                mode="promise_in_bounds"
             )
-            acc = big + small[None, :, :, None] + ph[:, None, None, None] + pi[None, None, None, :]
+            acc = big + small[None, :, :] + ph[:, None, None]
             if mode == "sum":
                 out, arg = safe_logsumexp(acc, 2), None
             else:
@@ -145,7 +133,6 @@ def _run(
             seg.pen_h.astype(dtype),
             seg.pen_m.astype(dtype),
             seg.pen_v.astype(dtype),
-            seg.pen_i.astype(dtype),
             seg.out_off,
         )
         mem, arg = jax.lax.scan(body, mem, xs)
@@ -316,22 +303,12 @@ def _map_jit(mrf: DiscreteMRF, order: tuple[int, ...] | None) -> jax.Array:
     for seg, arg in zip(reversed(prog.segments), reversed(argmaxes), strict=True):
 
         def back(x, xs):
-            var, hv, hp, mv, mp, iv, ip, table = xs
+            var, hv, hp, mv, mp, table = xs
             h = jnp.sum(x[hv] * hp)
             m = jnp.sum(x[mv] * mp)
-            i = jnp.sum(x[iv] * ip)
-            return x.at[var].set(table[h, m, i]), None
+            return x.at[var].set(table[h, m]), None
 
-        xs = (
-            seg.variable,
-            seg.ho_vars,
-            seg.ho_place,
-            seg.mid_vars,
-            seg.mid_place,
-            seg.in_vars,
-            seg.in_place,
-            arg,
-        )
+        xs = (seg.variable, seg.hi_vars, seg.hi_place, seg.mid_vars, seg.mid_place, arg)
         x, _ = jax.lax.scan(back, x, xs, reverse=True)
     x = x[:n]
     return x

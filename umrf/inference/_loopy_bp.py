@@ -134,11 +134,11 @@ class _Edges:
         self.edge_ids = []
         var_of = []
         e = 0
-        for g in fg.groups:
+        for g in fg.groups:  # slot-major: the edges of one (group, slot) are contiguous
             f, m = g.scopes.shape
-            ids = np.arange(e, e + f * m, dtype=np.int32).reshape(f, m)
+            ids = np.arange(e, e + f * m, dtype=np.int32).reshape(m, f).T
             self.edge_ids.append(ids)
-            var_of.append(g.scopes.reshape(-1))
+            var_of.append(g.scopes.T.reshape(-1))
             e += f * m
         self.num_edges = e
         self.var_of = np.concatenate(var_of) if var_of else np.zeros(0, np.int32)
@@ -250,13 +250,16 @@ def _bp(
 
     def iterate(msgs: jax.Array, _: Any) -> tuple[jax.Array, jax.Array]:
         v2f = var_to_factor(msgs)
-        new = jnp.full(msgs.shape, -jnp.inf, dtype)
+        pieces = []  # (group, slot) blocks in edge order: no scatter needed
         for gi, g in enumerate(fg.groups):
             m = len(g.shape)
             for j in range(m):
                 acc = incoming_sum(gi, v2f, j)
                 out = reduce(acc, tuple(1 + l for l in range(m) if l != j))
-                new = new.at[ed.edge_ids[gi][:, j], : g.shape[j]].set(out)
+                if g.shape[j] < kmax:
+                    out = jnp.pad(out, ((0, 0), (0, kmax - g.shape[j])), constant_values=-jnp.inf)
+                pieces.append(out)
+        new = jnp.concatenate(pieces) if pieces else msgs
         norm = reduce(jnp.where(valid, new, neg_inf), (1,))[:, None]
         new = new - _finite_or_zero(norm)
         if damping:
