@@ -99,28 +99,6 @@ def _sum_sq(tree: Any) -> jax.Array:
     return sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(tree))
 
 
-def _noise_and_log_uniform(key: jax.Array, position: Any) -> tuple[Any, jax.Array]:
-    """Proposal noise ``ε ~ N(0, I)`` and ``log U``, ``U ~ U(0, 1)``, from ONE draw.
-
-    For a single-array position, one ``jax.random.normal`` of ``size + 1``
-    entries is drawn; the extra entry ``z`` gives ``log U = log Φ(z)`` (``Φ(z)``
-    is uniform for ``z ~ N(0, 1)``; ``log_ndtr`` is accurate in the tails). This
-    halves the random-number work and compile time of a step versus a key
-    split plus separate normal and uniform draws. Pytree positions split the key.
-    """
-    leaves, treedef = jax.tree_util.tree_flatten(position)
-    if len(leaves) == 1:
-        x = leaves[0]
-        dtype = jnp.result_type(x)
-        z = jax.random.normal(key, (x.size + 1,), dtype)
-        noise = jax.tree_util.tree_unflatten(treedef, [z[: x.size].reshape(jnp.shape(x))])
-        return noise, jax.scipy.special.log_ndtr(z[x.size])
-    key_noise, key_accept = jax.random.split(key)
-    noise = _normal_like(key_noise, position)
-    dtype = jnp.result_type(*leaves)
-    return noise, jnp.log(jax.random.uniform(key_accept, (), dtype))
-
-
 def _mala_step(
     key: jax.Array,
     state: MALAState,
@@ -132,7 +110,8 @@ def _mala_step(
 ) -> tuple[MALAState, MALAInfo]:
     drift = step_size / temperature
     scale = jnp.sqrt(2.0 * step_size)
-    noise, log_u = _noise_and_log_uniform(key, state.position)
+    key_noise, key_accept = jax.random.split(key)
+    noise = _normal_like(key_noise, state.position)
     proposal = jax.tree_util.tree_map(
         lambda x, g, z: x - drift * g + scale * z, state.position, state.energy_grad, noise
     )
@@ -147,6 +126,7 @@ def _mala_step(
     log_ratio = -(energy - state.energy) / temperature + log_q_backward - log_q_forward
 
     diverged = ~(jnp.isfinite(energy) & jnp.isfinite(log_ratio) & _all_finite(proposal))
+    log_u = jnp.log(jax.random.uniform(key_accept, (), log_ratio.dtype))
     is_accepted = (log_u < log_ratio) & ~diverged
     acceptance_rate = jnp.where(diverged, 0.0, jnp.exp(jnp.minimum(log_ratio, 0.0)))
 
