@@ -24,7 +24,6 @@ import sys
 import types
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -104,7 +103,9 @@ def main() -> None:
         first_p, run_p, marg_p = time_jax(run, arrays)
         diff = float(np.max(np.abs(np.asarray(marg_p) - np.asarray(marg_u))))
         rows[0][3] = run_p / run_u
-        rows.append(["PGMax 0.6.1", f"{first_p - run_p:.2f}", f"{run_p * 1e3:.2f}", 1.0, f"{diff:.1e}"])
+        rows.append(
+            ["PGMax 0.6.1", f"{first_p - run_p:.2f}", f"{run_p * 1e3:.2f}", 1.0, f"{diff:.1e}"]
+        )
         peer_note = "PGMax ran with the `jax.lib.xla_bridge` alias described below."
     except Exception as err:  # noqa: BLE001 - report the peer's failure honestly
         rows.append(["PGMax 0.6.1", "failed", "-", "-", f"{type(err).__name__}: {err}"[:120]])

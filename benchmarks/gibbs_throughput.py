@@ -60,9 +60,7 @@ def thrml_runner(side: int, chains: int, sweeps: int):
             i = r * side + c
             edges.append((nodes[i], nodes[r * side + (c + 1) % side]))
             edges.append((nodes[i], nodes[((r + 1) % side) * side + c]))
-    model = IsingEBM(
-        nodes, edges, jnp.zeros(len(nodes)), jnp.ones(len(edges)), jnp.asarray(BETA)
-    )
+    model = IsingEBM(nodes, edges, jnp.zeros(len(nodes)), jnp.ones(len(edges)), jnp.asarray(BETA))
     black = [nodes[r * side + c] for r in range(side) for c in range(side) if (r + c) % 2 == 0]
     white = [nodes[r * side + c] for r in range(side) for c in range(side) if (r + c) % 2 == 1]
     blocks = [thrml.Block(black), thrml.Block(white)]
@@ -113,10 +111,10 @@ def main() -> None:
             if r is None:
                 rows.append([label, name, "failed", "-", "-", "-", "-"])
                 continue
-            ratio = (
-                r[2] / results["thrml"][2] if name == "umrf" and results["thrml"] else 1.0
+            ratio = r[2] / results["thrml"][2] if name == "umrf" and results["thrml"] else 1.0
+            rows.append(
+                [label, name, f"{r[0]:.2f}", f"{r[1] * 1e3:.1f}", f"{r[2]:.3g}", r[3], ratio]
             )
-            rows.append([label, name, f"{r[0]:.2f}", f"{r[1] * 1e3:.1f}", f"{r[2]:.3g}", r[3], ratio])
     headers = [
         "lattice",
         "library",

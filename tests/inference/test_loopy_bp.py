@@ -83,9 +83,11 @@ def test_gradient_of_bethe_log_z_is_beliefs_on_tree():
 
 
 def test_loopy_grid_close_to_exact():
-    """Weakly coupled 5x5 grid (β = 0.25, random fields): marginals within 0.02, log Z within 0.5%."""
+    """Weak coupling 5x5 grid (β = 0.25): marginals within 0.02 and log Z within 0.5%."""
     rng = np.random.default_rng(5)
-    model = umrf.models.ising((5, 5), coupling=0.25, field=rng.normal(scale=0.3, size=(5, 5)), periodic=False)
+    model = umrf.models.ising(
+        (5, 5), coupling=0.25, field=rng.normal(scale=0.3, size=(5, 5)), periodic=False
+    )
     mrf = model.to_discrete_mrf()
     res = bp(mrf, num_iters=100, damping=0.5)
     exact = umrf.inference.marginals(mrf)

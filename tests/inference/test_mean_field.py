@@ -31,7 +31,9 @@ def brute_force_elbo(mrf, qs):
         shape[i] = -1
         q = q * np.asarray(qi, np.float64).reshape(shape)
     pos = q > 0
-    return float(np.sum(np.where(pos, q * (np.where(pos, logp, 0) - np.log(np.where(pos, q, 1))), 0)))
+    return float(
+        np.sum(np.where(pos, q * (np.where(pos, logp, 0) - np.log(np.where(pos, q, 1))), 0))
+    )
 
 
 @pytest.mark.parametrize("hard_zero", [False, True])
@@ -83,7 +85,9 @@ def test_fixed_point_and_envelope_gradient():
 
 def test_exact_for_independent_variables():
     rng = np.random.default_rng(2)
-    mrf = DiscreteMRF([2, 3, 4], [Factor((i,), rng.normal(size=k)) for i, k in enumerate([2, 3, 4])])
+    mrf = DiscreteMRF(
+        [2, 3, 4], [Factor((i,), rng.normal(size=k)) for i, k in enumerate([2, 3, 4])]
+    )
     res = umrf.inference.mean_field(mrf, num_iters=2)
     exact = umrf.inference.marginals(mrf)
     np.testing.assert_allclose(float(res.elbo), float(umrf.inference.log_partition(mrf)), rtol=1e-6)

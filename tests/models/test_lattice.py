@@ -1,4 +1,4 @@
-"""Ising/Potts lattices: energies, exact small-size thermodynamics, the fast checkerboard sampler."""
+"""Ising/Potts lattices: energies, exact small-size thermodynamics, fast checkerboard sampler."""
 
 import itertools
 
@@ -54,7 +54,9 @@ def test_energy_matches_discrete_mrf(shape, periodic):
     mrf = m.to_discrete_mrf()
     for _ in range(2):
         s = jnp.asarray(rng.choice([-1, 1], size=shape), jnp.int8)
-        np.testing.assert_allclose(m.energy(s), mrf.energy(m.spins_to_states(s)), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            m.energy(s), mrf.energy(m.spins_to_states(s)), rtol=1e-5, atol=1e-5
+        )
         assert np.array_equal(m.states_to_spins(m.spins_to_states(s)), s)
     p = potts(shape, 3, coupling=-0.4, field=rng.normal(size=shape + (3,)), periodic=periodic)
     pm = p.to_discrete_mrf()
@@ -92,7 +94,9 @@ def test_fast_ising_energy_and_magnetisation_across_transition(ising_4x4_alg, be
     model = ising((4, 4), coupling=beta)
     ref = exact_ising_4x4(beta)
     x0 = jnp.where(jax.random.bernoulli(jax.random.key(1), 0.5, (NUM_CHAINS, 4, 4)), 1, -1)
-    _, trace = umrf.sample_chains(ising_4x4_alg, jax.random.key(2), x0.astype(jnp.int8), model, 2000)
+    _, trace = umrf.sample_chains(
+        ising_4x4_alg, jax.random.key(2), x0.astype(jnp.int8), model, 2000
+    )
     assert not bool(jnp.any(trace.info.diverged))
     pos = trace.position[200:]
     e = jax.vmap(jax.vmap(model.energy))(pos) / 16
@@ -118,7 +122,12 @@ def exact_one_sweep_marginals(s0, J, h):
             nb = nbrs(r, c)
             total = 0.0
             for spins in itertools.product([-1, 1], repeat=4):
-                w = np.prod([p_black[n] if sp == 1 else 1 - p_black[n] for n, sp in zip(nb, spins)])
+                w = np.prod(
+                    [
+                        p_black[n] if sp == 1 else 1 - p_black[n]
+                        for n, sp in zip(nb, spins, strict=True)
+                    ]
+                )
                 total += w * sig(J * sum(spins) + h[r, c])
             out[r, c] = total
     return out
@@ -153,7 +162,11 @@ def test_fast_ising_equals_generic_gibbs_in_distribution():
     x0 = jnp.ones((NUM_CHAINS, 3, 5), jnp.int8)
     _, tr_fast = umrf.sample_chains(umrf.samplers.gibbs(model), jax.random.key(6), x0, model, 1500)
     _, tr_gen = umrf.sample_chains(
-        umrf.samplers.gibbs(mrf), jax.random.key(7), jnp.ones((NUM_CHAINS, 15), jnp.int32), mrf, 1500
+        umrf.samplers.gibbs(mrf),
+        jax.random.key(7),
+        jnp.ones((NUM_CHAINS, 15), jnp.int32),
+        mrf,
+        1500,
     )
     fast = np.asarray(tr_fast.position[150:] == 1).reshape(-1, NUM_CHAINS, 15)
     gen = np.asarray(tr_gen.position[150:] == 1)
@@ -163,7 +176,10 @@ def test_fast_ising_equals_generic_gibbs_in_distribution():
 
 def test_fixed_point_thresholds_are_exact():
     p = jnp.concatenate(
-        [jax.random.uniform(jax.random.key(0), (1000,)), jnp.array([0.0, 1.0, 0.5, 1e-9, 1 - 2**-24])]
+        [
+            jax.random.uniform(jax.random.key(0), (1000,)),
+            jnp.array([0.0, 1.0, 0.5, 1e-9, 1 - 2**-24]),
+        ]
     )
     hi, lo = _fixed_point(p)
     t = np.asarray(hi).astype(np.int64) * 65536 + np.asarray(lo).astype(np.int64)
@@ -182,10 +198,14 @@ def test_potts_lattice_sampler_matches_exact():
     model = potts((3, 3), 3, coupling=0.8, field=jnp.array([0.3, 0.0, -0.2]), periodic=False)
     exact = umrf.inference.marginals(model.to_discrete_mrf())
     alg = umrf.samplers.gibbs(model)
-    _, trace = umrf.sample_chains(alg, jax.random.key(8), jnp.zeros((NUM_CHAINS, 3, 3), jnp.int8), model, 1500)
+    _, trace = umrf.sample_chains(
+        alg, jax.random.key(8), jnp.zeros((NUM_CHAINS, 3, 3), jnp.int8), model, 1500
+    )
     pos = np.asarray(trace.position[150:]).reshape(-1, NUM_CHAINS, 9)
     onehot = pos[..., None] == np.arange(3)
-    assert_mc_close(onehot, np.stack([np.asarray(v) for v in exact.variables]), what="Potts lattice")
+    assert_mc_close(
+        onehot, np.stack([np.asarray(v) for v in exact.variables]), what="Potts lattice"
+    )
 
 
 def test_lattice_evidence_is_clamped():
@@ -214,7 +234,9 @@ def test_no_recompile_and_diverged_flag():
     sweep = jax.jit(sweep)
     state = alg.init(jnp.ones((4, 4), jnp.int8), model)
     for beta in (0.1, 0.4, 0.8):
-        state, info = sweep(jax.random.key(0), state, ising((4, 4), coupling=beta, field=jnp.ones((4, 4))))
+        state, info = sweep(
+            jax.random.key(0), state, ising((4, 4), coupling=beta, field=jnp.ones((4, 4)))
+        )
         assert not bool(info.diverged)
     bad = jax.tree_util.tree_map(lambda x: x * jnp.nan, model)
     _, info = sweep(jax.random.key(1), state, bad)
@@ -247,6 +269,10 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="outside the lattice"):
         umrf.samplers.gibbs(model, evidence={(4, 0): 1})
     with pytest.raises(ValueError, match="same structure"):
-        alg.step(jax.random.key(0), alg.init(jnp.ones((4, 4), jnp.int8), model), ising((4, 4), field=jnp.zeros((4, 4))))
+        alg.step(
+            jax.random.key(0),
+            alg.init(jnp.ones((4, 4), jnp.int8), model),
+            ising((4, 4), field=jnp.zeros((4, 4))),
+        )
     with pytest.raises(ValueError, match="lattice shape"):
         model.energy(jnp.ones((4, 5), jnp.int8))

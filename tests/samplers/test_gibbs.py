@@ -60,7 +60,9 @@ def test_ising_4x4_marginals_and_pairs_match_exact(ising_alg, beta):
 
 
 def test_potts_3x3_three_states_matches_exact():
-    model = umrf.models.potts((3, 3), 3, coupling=0.8, field=jnp.array([0.3, 0.0, -0.2]), periodic=False)
+    model = umrf.models.potts(
+        (3, 3), 3, coupling=0.8, field=jnp.array([0.3, 0.0, -0.2]), periodic=False
+    )
     mrf = model.to_discrete_mrf()
     exact = umrf.inference.marginals(mrf)
     alg = umrf.samplers.gibbs(mrf)
@@ -113,7 +115,10 @@ def test_evidence_is_clamped_and_conditional_is_exact():
     cond = DiscreteMRF(
         mrf.cardinalities,
         list(mrf.factors)
-        + [Factor((1,), jnp.array([-jnp.inf, -jnp.inf, 0.0])), Factor((4,), jnp.array([0.0, -jnp.inf, -jnp.inf]))],
+        + [
+            Factor((1,), jnp.array([-jnp.inf, -jnp.inf, 0.0])),
+            Factor((4,), jnp.array([0.0, -jnp.inf, -jnp.inf])),
+        ],
     )
     exact = umrf.inference.marginals(cond)
     x0 = jnp.zeros((NUM_CHAINS, 5), jnp.int32)

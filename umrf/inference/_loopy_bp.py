@@ -1,10 +1,10 @@
-"""Loopy belief propagation (sum- and max-product) on the factor graph of a ``DiscreteMRF``.
+r"""Loopy belief propagation (sum- and max-product) on the factor graph of a ``DiscreteMRF``.
 
 Messages live in log-space on the edges ``(k, i)`` of the factor graph
 (factor ``k``, variable ``i ∈ C_k``), with ``θ_k = log ψ_k / T``:
 
     μ_{i→k}(x_i) = Σ_{k' ∋ i, k' ≠ k} μ_{k'→i}(x_i)
-    μ_{k→i}(x_i) = ⊕_{x_{C_k \\ i}} [ θ_k(x_{C_k}) + Σ_{j ∈ C_k \\ i} μ_{j→k}(x_j) ]
+    μ_{k→i}(x_i) = ⊕_{x_{C_k \ i}} [ θ_k(x_{C_k}) + Σ_{j ∈ C_k \ i} μ_{j→k}(x_j) ]
 
 where ``⊕`` is log-sum-exp ("sum" mode, sum-product) or max ("max" mode,
 max-product). Schedule: *parallel* (flooding): every factor-to-variable
@@ -23,9 +23,10 @@ Outputs: variable beliefs ``b_i ∝ exp(Σ_{k ∋ i} μ_{k→i})``, factor belie
 (``d_i`` = number of factors containing ``i``), exact on trees, and a MAP
 decoding ``x̂_i = argmax b_i`` (exact for max-product on trees without ties).
 
-Vectorisation: factors are grouped by table shape, so one iteration is a few
-batched gathers, ``logsumexp``/``max`` reductions and scatters per group and
-slot, independent of the number of factors. Variable-to-factor messages are
+Vectorisation: factors are grouped by arity (tables padded with ``-inf`` to a
+common shape) and edges are stored slot-major, so one iteration is a few
+batched gathers, ``logsumexp``/``max`` reductions and one concatenation per group
+and slot, independent of the number of factors. Variable-to-factor messages are
 sums over the *other* incoming edges (a padded static gather), never
 ``b_i − μ_{k→i}``, so hard zeros (``−inf``) never produce ``−inf − (−inf)``.
 

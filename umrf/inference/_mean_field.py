@@ -1,4 +1,4 @@
-"""Naive mean-field variational inference for a ``DiscreteMRF``.
+r"""Naive mean-field variational inference for a ``DiscreteMRF``.
 
 Fit a fully factorised ``q(x) = Π_i q_i(x_i)`` to ``p(x) = (1/Z) Π_k ψ_k(x_{C_k})``
 by maximising the evidence lower bound
@@ -7,7 +7,7 @@ by maximising the evidence lower bound
 
 The optimum over one ``q_i`` with the others fixed is
 
-    q_i(s) ∝ exp( Σ_{k: i ∈ C_k} E_{q_{C_k \\ i}}[log ψ_k(x_{C_k \\ i}, x_i = s)] ).
+    q_i(s) ∝ exp( Σ_{k: i ∈ C_k} E_{q_{C_k \ i}}[log ψ_k(x_{C_k \ i}, x_i = s)] ).
 
 Schedule: variables are grouped by a proper colouring of the MRF's graph
 (``umrf.graphs.colouring``). Two variables of one colour share no factor, so

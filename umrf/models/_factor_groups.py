@@ -134,7 +134,9 @@ class FactorGroups:
         """``Σ_k log ψ_k(x_{C_k})`` of one configuration (arity-0 factors excluded)."""
         total = jnp.zeros((), tables[0].dtype if tables else jnp.float32)
         for g, t in zip(self.groups, tables, strict=True):
-            idx = (np.arange(len(g.factor_ids)),) + tuple(x[g.scopes[:, j]] for j in range(len(g.shape)))
+            idx = (np.arange(len(g.factor_ids)),) + tuple(
+                x[g.scopes[:, j]] for j in range(len(g.shape))
+            )
             total = total + jnp.sum(t[idx])
         return total
 
@@ -164,7 +166,9 @@ def flat_offsets(mrf: DiscreteMRF) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
 
 
-def pack_factor_tables(fg: FactorGroups, mrf: DiscreteMRF, group_tables: list[jax.Array]) -> jax.Array:
+def pack_factor_tables(
+    fg: FactorGroups, mrf: DiscreteMRF, group_tables: list[jax.Array]
+) -> jax.Array:
     """Flatten per-group ``(F_g, …)`` tables into ONE vector in factor order (one gather).
 
     Factor ``k``'s table (its own, unpadded shape) occupies
@@ -179,7 +183,9 @@ def pack_factor_tables(fg: FactorGroups, mrf: DiscreteMRF, group_tables: list[ja
     offsets = flat_offsets(mrf)
     base = 0
     for g in fg.groups:
-        strides = np.asarray([int(np.prod(g.shape[a + 1 :], dtype=np.int64)) for a in range(len(g.shape))])
+        strides = np.asarray(
+            [int(np.prod(g.shape[a + 1 :], dtype=np.int64)) for a in range(len(g.shape))]
+        )
         block = int(np.prod(g.shape, dtype=np.int64))
         for r, (k, true) in enumerate(zip(g.factor_ids, g.true_shapes, strict=True)):
             cells = np.indices(true).reshape(len(true), -1)

@@ -161,7 +161,9 @@ class Ising:
         pair = self.coupling * sign
         h = jnp.broadcast_to(self.field, self.shape).reshape(-1)
         unary = jnp.stack([-h, h], axis=1)
-        factors = [Factor((int(i), int(j)), pair) for i, j in lattice_bonds(self.shape, self.periodic)]
+        factors = [
+            Factor((int(i), int(j)), pair) for i, j in lattice_bonds(self.shape, self.periodic)
+        ]
         factors += [Factor((i,), unary[i]) for i in range(self.num_sites)]
         return DiscreteMRF([2] * self.num_sites, factors)
 
@@ -223,7 +225,9 @@ class Potts:
         q = self.num_states
         pair = self.coupling * jnp.eye(q, dtype=jnp.float32)
         h = jnp.broadcast_to(self.field, self.shape + (q,)).reshape(-1, q)
-        factors = [Factor((int(i), int(j)), pair) for i, j in lattice_bonds(self.shape, self.periodic)]
+        factors = [
+            Factor((int(i), int(j)), pair) for i, j in lattice_bonds(self.shape, self.periodic)
+        ]
         factors += [Factor((i,), h[i]) for i in range(self.num_sites)]
         return DiscreteMRF([q] * self.num_sites, factors)
 

@@ -1,11 +1,11 @@
-"""Chromatic block Gibbs sampling for discrete MRFs.
+r"""Chromatic block Gibbs sampling for discrete MRFs.
 
 Given a proper colouring of the MRF's graph (``umrf.graphs.colouring``), the
 variables of one colour class share no factor, so they are conditionally
 independent given all the others and can be redrawn *in parallel* from their
 exact full conditionals
 
-    p(x_i = s | x_{-i}) ∝ exp( Σ_{C ∋ i} log ψ_C(x_{C \\ i}, x_i = s) ).
+    p(x_i = s | x_{-i}) ∝ exp( Σ_{C ∋ i} log ψ_C(x_{C \ i}, x_i = s) ).
 
 One ``step`` is one sweep: every colour class updated once, in order. Each
 colour update is an exact Gibbs update of a block, so the sweep leaves
@@ -13,9 +13,11 @@ colour update is an exact Gibbs update of a block, so the sweep leaves
 Geman 1984; Gonzalez et al., "Parallel Gibbs Sampling: From Colored Fields to
 Thin Junction Trees", AISTATS 2011).
 
-The sweep is vectorised: factors are grouped by table shape and, per colour,
-the conditional log-potentials of all its variables are a few batched gathers
-plus one scatter-add (no Python loop over sites in traced code). The
+The sweep is vectorised: all log-potential tables are raveled into one flat
+vector, and for each colour class a static index array of shape
+``(|V_c|, D_c, K_max)`` (``D_c`` = most factors on one variable of the class)
+picks every conditional log-potential in ONE gather, whatever the number of
+factors (no Python loop over sites; the only per-factor work is raveling the tables). The
 structure (colouring, gather indices) is static; the log-potentials are the
 traced ``params``: ``alg.step(key, state, mrf)`` with a new MRF of the same
 structure does not recompile (DESIGN.md §6).
@@ -164,7 +166,13 @@ class _FlatIndex:
             for e, (k, j) in enumerate(self.incident[v]):
                 base[r, e] = self.offsets[k]
                 sstr[r, e] = self.strides[k][j]
-                others = [(u, st) for l, (u, st) in enumerate(zip(self.e_vars[k], self.strides[k])) if l != j]
+                others = [
+                    (u, st)
+                    for l, (u, st) in enumerate(
+                        zip(self.e_vars[k][: len(self.strides[k])], self.strides[k], strict=True)
+                    )
+                    if l != j
+                ]
                 for b, (u, st) in enumerate(others):
                     ovars[r, e, b] = u
                     ostr[r, e, b] = st
@@ -233,15 +241,15 @@ def _discrete_gibbs(mrf: DiscreteMRF, evidence: Any) -> SamplingAlgorithm:
 
 
 def gibbs(mrf_or_model: Any, evidence: Mapping | None = None) -> SamplingAlgorithm:
-    """Chromatic block Gibbs sampler; one ``step`` is one full sweep.
+    r"""Chromatic block Gibbs sampler; one ``step`` is one full sweep.
 
     For a :class:`~umrf.models.DiscreteMRF` the variables are coloured with
     :func:`umrf.graphs.colouring` (a grid gets the checkerboard) and each colour
     class ``V_c`` is redrawn in parallel from
 
-    .. math:: p(x_i = s \\mid x_{-i}) \\propto
-              \\exp\\Big(\\sum_{C \\ni i} \\log\\psi_C(x_{C\\setminus i}, s)\\Big),
-              \\quad i \\in V_c,
+    .. math:: p(x_i = s \mid x_{-i}) \propto
+              \exp\Big(\sum_{C \ni i} \log\psi_C(x_{C\setminus i}, s)\Big),
+              \quad i \in V_c,
 
     which is exact block Gibbs because no factor joins two variables of one
     class. Lattice models (:class:`~umrf.models.Ising`,

@@ -189,9 +189,7 @@ def _lattice_evidence(evidence: Any, model: Any, values_ok: Any, what: str) -> d
     return out
 
 
-def _check_lattice_position(
-    name: str, x: Any, model: Any, values_ok: Any, what: str
-) -> jax.Array:
+def _check_lattice_position(name: str, x: Any, model: Any, values_ok: Any, what: str) -> jax.Array:
     x = x if isinstance(x, jax.core.Tracer) else jnp.asarray(x)
     if tuple(x.shape) != model.shape:
         raise ValueError(f"`{name}` must have the lattice shape {model.shape}; got {x.shape}.")
@@ -210,7 +208,9 @@ def _check_params(params: Any, cls: type, model: Any) -> None:
         )
     if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(model) or any(
         a.shape != b.shape
-        for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(model), strict=True)
+        for a, b in zip(
+            jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(model), strict=True
+        )
     ):
         raise ValueError(
             f"`params` is a {params!r} with field shape {jnp.shape(params.field)}; the sampler "
