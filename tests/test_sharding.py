@@ -52,5 +52,7 @@ def test_sharded_run_equals_one_device_run(model, kind):
     sharded = umrf.sample_chains(alg, key, x0, model, steps, thin=thin, mesh=mesh)
     assert sharded[1].position.sharding.spec == jax.sharding.PartitionSpec(None, "chains")
     assert len(sharded[0].position.sharding.device_set) == 8
-    for a, b in zip(jax.tree_util.tree_leaves(single), jax.tree_util.tree_leaves(sharded), strict=True):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(single), jax.tree_util.tree_leaves(sharded), strict=True
+    ):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # bitwise

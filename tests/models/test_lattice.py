@@ -10,7 +10,7 @@ import pytest
 
 import umrf
 from umrf.models import ising, potts
-from umrf.samplers._lattice_gibbs import _fixed_point
+from umrf.samplers._lattice_gibbs import _fixed_point, lazy_less
 
 NUM_CHAINS = 64
 
@@ -185,12 +185,13 @@ def test_fixed_point_thresholds_are_exact():
     t = np.asarray(hi).astype(np.int64) * 65536 + np.asarray(lo).astype(np.int64)
     want = np.minimum(np.floor(np.asarray(p, np.float64) * 2.0**32), 2**32 - 1).astype(np.int64)
     assert np.array_equal(t, want)
-    # the lazy 16+16-bit comparison equals the 32-bit comparison R < T, ties included
-    a = np.concatenate([np.asarray(hi[:200]), np.arange(200) % 65536]).astype(np.int64)
-    b = np.arange(400) * 163 % 65536
-    th, tl = np.asarray(hi[:200]), np.asarray(lo[:200])
-    th, tl = np.concatenate([th, th]).astype(np.int64), np.concatenate([tl, tl]).astype(np.int64)
-    lazy = (a < th) | ((a == th) & (b < tl))
+    # the kernel's lazy 16+16-bit comparison equals the 32-bit comparison R < T, ties included
+    th = np.concatenate([np.asarray(hi[:200])] * 3).astype(np.int64)
+    tl = np.concatenate([np.asarray(lo[:200])] * 3).astype(np.int64)
+    a = np.concatenate([th[:200], np.arange(200) * 331 % 65536, np.minimum(th[:200] + 1, 65535)])
+    b = np.arange(600) * 163 % 65536
+    u16 = lambda v: jnp.asarray(v, jnp.uint16)  # noqa: E731
+    lazy = np.asarray(lazy_less(u16(a), u16(b), u16(th), u16(tl)))
     assert np.array_equal(lazy, a * 65536 + b < th * 65536 + tl)
 
 

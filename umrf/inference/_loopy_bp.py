@@ -27,8 +27,9 @@ Vectorisation: factors are grouped by arity (tables padded with ``-inf`` to a
 common shape) and edges are stored slot-major, so one iteration is a few
 batched gathers, ``logsumexp``/``max`` reductions and one concatenation per group
 and slot, independent of the number of factors. Variable-to-factor messages are
-sums over the *other* incoming edges (a padded static gather), never
-``b_i − μ_{k→i}``, so hard zeros (``−inf``) never produce ``−inf − (−inf)``.
+sums over the *other* incoming edges, computed as ``b_i − μ_{k→i}`` on the
+finite parts plus a count of ``−inf`` entries, so hard zeros (``−inf``) stay
+exact and never produce ``−inf − (−inf)``.
 
 References:
   J. Pearl, *Probabilistic Reasoning in Intelligent Systems*, 1988.
@@ -154,11 +155,6 @@ class _Edges:
         self.incoming = np.full((fg.num_variables, dmax), dummy, np.int32)
         for v, lst in enumerate(incoming):
             self.incoming[v, : len(lst)] = lst
-        self.others = np.full((e, max(dmax - 1, 1)), dummy, np.int32)
-        for lst in incoming:
-            for a, edge in enumerate(lst):
-                rest = lst[:a] + lst[a + 1 :]
-                self.others[edge, : len(rest)] = rest
 
 
 def _expand(x: jax.Array, slot: int, arity: int) -> jax.Array:
@@ -235,8 +231,16 @@ def _bp(
         return _lse(a, axes) if mode == "sum" else jnp.max(a, axis=axes)
 
     def var_to_factor(msgs: jax.Array) -> jax.Array:
-        ext = jnp.concatenate([msgs, jnp.zeros((1, kmax), dtype)])
-        out = jnp.sum(ext[ed.others], axis=1)
+        # Σ over the OTHER incoming edges, exactly, without −inf − (−inf): split each
+        # message into its finite part and a count of −inf entries, total both per
+        # variable (one gather), and subtract the edge's own share.
+        hard = jnp.isneginf(msgs)
+        fin = jnp.where(hard, jnp.zeros((), dtype), msgs)
+        ext_f = jnp.concatenate([fin, jnp.zeros((1, kmax), dtype)])
+        ext_h = jnp.concatenate([hard, jnp.zeros((1, kmax), bool)]).astype(jnp.int32)
+        tot_f = jnp.sum(ext_f[ed.incoming], axis=1)[ed.var_of]
+        tot_h = jnp.sum(ext_h[ed.incoming], axis=1)[ed.var_of]
+        out = jnp.where(tot_h - hard.astype(jnp.int32) > 0, neg_inf, tot_f - fin)
         top = jnp.max(jnp.where(valid, out, neg_inf), axis=1, keepdims=True)
         return out - jax.lax.stop_gradient(_finite_or_zero(top))
 
@@ -246,7 +250,9 @@ def _bp(
         acc = theta[g_index]
         for l in range(m):
             if l != skip:
-                acc = acc + _expand(v2f[ed.edge_ids[g_index][:, l], : g.shape[l]], l, m)
+                start = int(ed.edge_ids[g_index][0, l])  # slot-major: a contiguous block
+                block = v2f[start : start + len(g.factor_ids), : g.shape[l]]
+                acc = acc + _expand(block, l, m)
         return acc
 
     def iterate(msgs: jax.Array, _: Any) -> tuple[jax.Array, jax.Array]:

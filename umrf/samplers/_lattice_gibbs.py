@@ -118,6 +118,11 @@ def _fixed_point(p: jax.Array) -> tuple[jax.Array, jax.Array]:
     return hi.astype(jnp.uint16), lo.astype(jnp.uint16)
 
 
+def lazy_less(a16: jax.Array, b16: jax.Array, t_hi: jax.Array, t_lo: jax.Array) -> jax.Array:
+    """``2^16·a16 + b16 < 2^16·t_hi + t_lo``, reading ``b16`` only on a tie ``a16 == t_hi``."""
+    return (a16 < t_hi) | ((a16 == t_hi) & (b16 < t_lo))
+
+
 class _Lattice:
     """Static flat-index machinery: colours, boundary masks, neighbour slices."""
 
@@ -277,7 +282,7 @@ def _ising_gibbs(model: Ising, evidence: Any) -> SamplingAlgorithm:
                 bad = bad | jnp.any(jnp.isnan(p) & lat.colour_masks[c])
                 t_hi, t_lo = _fixed_point(p)
             b16 = jnp.broadcast_to(pool[:, c], (n // q_pool, q_pool)).reshape(n)
-            up = (a16 < t_hi) | ((a16 == t_hi) & (b16 < t_lo))
+            up = lazy_less(a16, b16, t_hi, t_lo)
             new = jnp.where(up, jnp.int8(1), jnp.int8(-1))
             s = jnp.where(lat.colour_masks[c], new, s)
         info = GibbsInfo(jnp.ones((), jnp.float32), bad | ~jnp.isfinite(J))
