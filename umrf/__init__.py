@@ -3,12 +3,22 @@
 One energy convention everywhere: ``p(x | params) = exp(-E(params, x) / T) / Z``.
 """
 
-from umrf import crf, graphs, inference, losses, models, samplers
-from umrf import training
+from umrf import crf, graphs, inference, losses, models, samplers, sharding, training
 from umrf._energy import logdensity, score
 from umrf.samplers import sample_chains
-from umrf import sharding
 
 __version__ = "0.1.0"
 
-__all__ = ["crf", "graphs", "inference", "logdensity", "losses", "models", "sample_chains", "samplers", "score", "sharding", "training"]
+__all__ = [
+    "crf",
+    "graphs",
+    "inference",
+    "logdensity",
+    "losses",
+    "models",
+    "sample_chains",
+    "samplers",
+    "score",
+    "sharding",
+    "training",
+]

@@ -2,11 +2,10 @@
 
 from umrf.models._bayesian_network import from_bayesian_network
 from umrf.models._discrete_mrf import DiscreteMRF, Factor
-from umrf.models._lattice import ISING_CRITICAL_BETA, Ising, Potts, ising, potts
 from umrf.models._gaussian import Gaussian
 from umrf.models._gaussian_mixture import GaussianMixture
 from umrf.models._gaussian_mrf import GaussianMRF
-from umrf.models._toy_data import checkerboard, eight_gaussians, rings, two_moons
+from umrf.models._lattice import ISING_CRITICAL_BETA, Ising, Potts, ising, potts
 from umrf.models._neural import (
     MLPEnergy,
     MLPScore,
@@ -15,6 +14,7 @@ from umrf.models._neural import (
     nnx_energy,
     nnx_score,
 )
+from umrf.models._toy_data import checkerboard, eight_gaussians, rings, two_moons
 
 __all__ = [
     "ISING_CRITICAL_BETA",
