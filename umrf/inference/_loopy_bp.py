@@ -55,6 +55,7 @@ from umrf.models._factor_groups import (
     FactorGroups,
     check_mrf,
     flat_offsets,
+    groups_for,
     pack_factor_tables,
     unpack_factor_tables,
 )
@@ -210,17 +211,41 @@ def loopy_belief_propagation(
         raise ValueError(f'`mode` must be "sum" or "max"; got {mode!r}.')
     check_positive("temperature", temperature)
     check_positive("tol", tol)
-    return _bp(mrf, num_iters, float(damping), mode, float(temperature), float(tol))
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
-def _bp(
-    mrf: DiscreteMRF, num_iters: int, damping: float, mode: str, temperature: float, tol: float
-) -> BeliefPropagationResult:
-    """The jitted program (one compile per structure and static settings)."""
-    fg = FactorGroups(mrf)
-    ed = _Edges(fg)
+    fg = groups_for(mrf)
+    # Stack the per-factor log-potentials OUTSIDE the compiled program (in numpy when
+    # they are concrete): a program taking one leaf per factor compiles very slowly.
     raw = fg.tables(mrf)
+    dtype = jnp.result_type(*raw, jnp.float32) if raw else jnp.float32
+    const = fg.constant(mrf, dtype)
+    return _bp(raw, const, fg, num_iters, float(damping), mode, float(temperature), float(tol))
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6, 7))
+def _bp(
+    raw: list[jax.Array],
+    const: jax.Array,
+    fg: FactorGroups,
+    num_iters: int,
+    damping: float,
+    mode: str,
+    temperature: float,
+    tol: float,
+) -> BeliefPropagationResult:
+    """The jitted program (one compile per structure and static settings).
+
+    Args:
+      raw: ``fg.tables(mrf)``, the stacked per-group log-potential tables.
+      const: the sum of the arity-0 log-potentials, ``fg.constant(mrf, dtype)``.
+      fg: the (cached, static) factor groups of the MRF's structure.
+      num_iters: as in :func:`loopy_belief_propagation`.
+      damping: as in :func:`loopy_belief_propagation`.
+      mode: as in :func:`loopy_belief_propagation`.
+      temperature: as in :func:`loopy_belief_propagation`.
+      tol: as in :func:`loopy_belief_propagation`.
+    """
+    ed = fg.plans.get("bp_edges")
+    if ed is None:
+        ed = fg.plans["bp_edges"] = _Edges(fg)
     dtype = jnp.result_type(*raw, jnp.float32) if raw else jnp.float32
     theta = [(t.astype(dtype) / temperature) for t in raw]
     valid = jnp.asarray(ed.valid)
@@ -289,7 +314,7 @@ def _bp(
     x_hat = jnp.argmax(vlogit, axis=-1).astype(jnp.int32)
     v2f = var_to_factor(msgs)
     fbel: list[jax.Array] = []
-    energy_terms = fg.constant(mrf, dtype) / temperature
+    energy_terms = const / temperature
     bethe_factor = jnp.zeros((), dtype)
     for gi, g in enumerate(fg.groups):
         m = len(g.shape)
@@ -306,8 +331,8 @@ def _bp(
     if mode == "sum":
         log_z = energy_terms + bethe_factor - jnp.sum((deg - 1.0) * h_var)
     else:
-        log_z = fg.log_score(raw, x_hat) + fg.constant(mrf, dtype)
+        log_z = fg.log_score(raw, x_hat) + const
     change = changes[-1]
     return BeliefPropagationResult(
-        vbel, pack_factor_tables(fg, mrf, fbel), log_z, x_hat, change, change < tol
+        vbel, pack_factor_tables(fg, fbel), log_z, x_hat, change, change < tol
     )

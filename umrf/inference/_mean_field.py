@@ -45,6 +45,7 @@ from umrf.models._factor_groups import (
     FactorGroups,
     check_mrf,
     flat_offsets,
+    groups_for,
     pack_factor_tables,
     unpack_factor_tables,
 )
@@ -115,7 +116,7 @@ def _entropy(q: jax.Array) -> jax.Array:
     return -jnp.sum(xlogx(q))
 
 
-def _factor_tables(fg: FactorGroups, mrf: DiscreteMRF, q: jax.Array) -> jax.Array:
+def _factor_tables(fg: FactorGroups, q: jax.Array) -> jax.Array:
     per_group = []
     for g in fg.groups:
         m = len(g.shape)
@@ -123,7 +124,7 @@ def _factor_tables(fg: FactorGroups, mrf: DiscreteMRF, q: jax.Array) -> jax.Arra
         for l in range(m):
             prod = prod * _expand(q[g.scopes[:, l], : g.shape[l]], l, m)
         per_group.append(prod)
-    return pack_factor_tables(fg, mrf, per_group)
+    return pack_factor_tables(fg, per_group)
 
 
 def mean_field(
@@ -164,18 +165,40 @@ def mean_field(
     num_iters = check_positive_int("num_iters", num_iters)
     check_probability("damping", damping)
     check_positive("tol", tol)
-    return _mean_field(mrf, num_iters, float(damping), float(tol))
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _mean_field(mrf: DiscreteMRF, num_iters: int, damping: float, tol: float) -> MeanFieldResult:
-    """The jitted program (one compile per structure and static settings)."""
-    fg = FactorGroups(mrf)
+    fg = groups_for(mrf)
+    if "mf_classes" not in fg.plans:
+        fg.plans["mf_classes"] = [np.asarray(c) for c in colouring(mrf.graph)]
+    # Stack the per-factor log-potentials OUTSIDE the compiled program (in numpy when
+    # they are concrete): a program taking one leaf per factor compiles very slowly.
     tables = fg.tables(mrf, pad_value=0.0)  # q = 0 on padded states
     dtype = jnp.result_type(*tables, jnp.float32) if tables else jnp.float32
-    tables = [t.astype(dtype) for t in tables]
     const = fg.constant(mrf, dtype)
-    classes = [np.asarray(c) for c in colouring(mrf.graph)]
+    return _mean_field(tables, const, fg, num_iters, float(damping), float(tol))
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
+def _mean_field(
+    tables: list[jax.Array],
+    const: jax.Array,
+    fg: FactorGroups,
+    num_iters: int,
+    damping: float,
+    tol: float,
+) -> MeanFieldResult:
+    """The jitted program (one compile per structure and static settings).
+
+    Args:
+      tables: ``fg.tables(mrf, pad_value=0.0)``, the stacked per-group log-potentials.
+      const: the sum of the arity-0 log-potentials, ``fg.constant(mrf, dtype)``.
+      fg: the (cached, static) factor groups of the MRF's structure, with the colour
+        classes in ``fg.plans["mf_classes"]``.
+      num_iters: as in :func:`mean_field`.
+      damping: as in :func:`mean_field`.
+      tol: as in :func:`mean_field`.
+    """
+    dtype = jnp.result_type(*tables, jnp.float32) if tables else jnp.float32
+    tables = [t.astype(dtype) for t in tables]
+    classes = fg.plans["mf_classes"]
     plans = [(cls, fg.incidences(cls), jnp.asarray(~fg.state_mask[cls])) for cls in classes]
     mask = jnp.asarray(fg.state_mask)
     q0 = mask.astype(dtype) / mask.sum(axis=1, keepdims=True).astype(dtype)
@@ -207,7 +230,7 @@ def _mean_field(mrf: DiscreteMRF, num_iters: int, damping: float, tol: float) ->
     q, (changes, trace) = jax.lax.scan(sweep, q0, None, length=num_iters)
     return MeanFieldResult(
         q,
-        _factor_tables(fg, mrf, q),
+        _factor_tables(fg, q),
         trace[-1],
         trace,
         changes[-1],

@@ -13,6 +13,7 @@ and slot. Everything here is numpy computed once, outside ``jit`` (DESIGN.md §5
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -75,6 +76,8 @@ class FactorGroups:
       constant_ids: indices of arity-0 (constant) factors.
       structure: the hashable structure (for "same structure" checks).
       state_mask: ``(n, max_card)`` bool, True for valid states ``x_i < K_i``.
+      pack_index: the numpy gather index of :func:`pack_factor_tables`.
+      plans: per-algorithm static data (e.g. BP's edge indexing), filled lazily.
     """
 
     def __init__(self, mrf: DiscreteMRF):
@@ -97,14 +100,32 @@ class FactorGroups:
             self.groups.append(FactorGroup(shape, np.asarray(ids, dtype=np.int32), scopes, true))
         cards = np.asarray(self.cardinalities, dtype=np.int32)
         self.state_mask = np.arange(self.max_card)[None, :] < cards[:, None]
+        self.pack_index = _pack_index(self, flat_offsets(mrf))
+        self.plans: dict[str, Any] = {}  # per-algorithm static data, built once per structure
 
     def tables(self, mrf: DiscreteMRF, pad_value: float = -np.inf) -> list[jax.Array]:
         """Stacked log-potential tables, one ``(F_g, K_1, …, K_m)`` array per group.
 
         A table smaller than the group's shape is padded with ``pad_value``
         (``-inf``: no mass; mean-field pads with 0, as its weights vanish there).
+
+        When no log-potential is a tracer (the usual eager call), the tables are
+        packed in numpy and moved to the device as one array per group, so no
+        per-factor operation enters any compiled program (XLA compiles a
+        concatenation of thousands of operands very slowly). Under an outer
+        ``jit``/``grad``/``vmap`` the leaves are tracers and the tables are
+        stacked with ``jnp`` ops instead, so derivatives and batching flow through.
         """
         fs = mrf.factors
+        if not any(isinstance(f.log_potential, jax.core.Tracer) for f in fs):
+            # jnp.result_type is a join: one representative per (type, dtype, weak
+            # type) gives the same answer without visiting thousands of leaves.
+            reps = {
+                (type(x), getattr(x, "dtype", None), getattr(x, "weak_type", None)): x
+                for x in (f.log_potential for f in fs)
+            }
+            dtype = jnp.result_type(*reps.values(), jnp.float32)
+            return [jnp.asarray(t) for t in self._host_tables(mrf, dtype, pad_value)]
         dtype = jnp.result_type(*(f.log_potential for f in fs), jnp.float32)
         out = []
         for g in self.groups:
@@ -116,6 +137,32 @@ class FactorGroups:
                     t = jnp.pad(t, pad, constant_values=pad_value)
                 parts.append(t)
             out.append(jnp.stack(parts))
+        return out
+
+    def _host_tables(self, mrf: DiscreteMRF, dtype: Any, pad_value: float) -> list[np.ndarray]:
+        """:meth:`tables` packed in numpy from concrete log-potentials.
+
+        ``np.asarray`` of a jax array caches its host copy, and a table object shared
+        by many factors is converted once.
+        """
+        host: dict[int, np.ndarray] = {}
+        fs = mrf.factors
+        out = []
+        for g in self.groups:
+            rows = []
+            for k in g.factor_ids:
+                leaf = fs[int(k)].log_potential
+                t = host.get(id(leaf))
+                if t is None:
+                    t = host[id(leaf)] = np.asarray(leaf)
+                rows.append(t)
+            if all(true == g.shape for true in g.true_shapes):
+                out.append(np.stack(rows).astype(dtype, copy=False))
+                continue
+            buf = np.full((len(rows),) + g.shape, pad_value, dtype)
+            for r, (t, true) in enumerate(zip(rows, g.true_shapes, strict=True)):
+                buf[(r,) + tuple(slice(0, a) for a in true)] = t
+            out.append(buf)
         return out
 
     @staticmethod
@@ -160,27 +207,37 @@ class FactorGroups:
         return out
 
 
+_GROUPS_CACHE: OrderedDict[tuple[Any, ...], FactorGroups] = OrderedDict()
+_GROUPS_CACHE_SIZE = 32
+
+
+def groups_for(mrf: DiscreteMRF) -> FactorGroups:
+    """The :class:`FactorGroups` of ``mrf``'s structure, built once and cached (LRU).
+
+    Algorithms pass the returned object as a static ``jit`` argument, so MRFs of
+    one structure share one compiled program.
+    """
+    key = structure_of(mrf)
+    fg = _GROUPS_CACHE.get(key)
+    if fg is None:
+        fg = FactorGroups(mrf)
+        _GROUPS_CACHE[key] = fg
+        while len(_GROUPS_CACHE) > _GROUPS_CACHE_SIZE:
+            _GROUPS_CACHE.popitem(last=False)
+    else:
+        _GROUPS_CACHE.move_to_end(key)
+    return fg
+
+
 def flat_offsets(mrf: DiscreteMRF) -> np.ndarray:
     """Start of factor ``k``'s raveled table in the flat factor layout (length ``K + 1``)."""
     sizes = [int(np.prod(f.log_potential.shape, dtype=np.int64)) for f in mrf.factors]
     return np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
 
 
-def pack_factor_tables(
-    fg: FactorGroups, mrf: DiscreteMRF, group_tables: list[jax.Array]
-) -> jax.Array:
-    """Flatten per-group ``(F_g, …)`` tables into ONE vector in factor order (one gather).
-
-    Factor ``k``'s table (its own, unpadded shape) occupies
-    ``flat[offsets[k]:offsets[k + 1]]`` in row-major order, see :func:`flat_offsets`.
-    Returning one array instead of one output per factor keeps the compiled
-    program small (XLA compiles thousands of tiny outputs very slowly).
-    """
-    dtype = group_tables[0].dtype if group_tables else jnp.float32
-    pieces = [jnp.ravel(t) for t in group_tables] + [jnp.ones((1,), dtype)]
-    source = jnp.concatenate(pieces)
-    index = np.zeros(int(flat_offsets(mrf)[-1]), np.int64)
-    offsets = flat_offsets(mrf)
+def _pack_index(fg: FactorGroups, offsets: np.ndarray) -> np.ndarray:
+    """Gather index of :func:`pack_factor_tables` (numpy, computed once per structure)."""
+    index = np.zeros(int(offsets[-1]), np.int64)
     base = 0
     for g in fg.groups:
         strides = np.asarray(
@@ -193,7 +250,21 @@ def pack_factor_tables(
         base += block * len(g.factor_ids)
     for k in fg.constant_ids:
         index[offsets[k]] = base  # arity-0 factors: belief 1
-    return source[index]
+    return index
+
+
+def pack_factor_tables(fg: FactorGroups, group_tables: list[jax.Array]) -> jax.Array:
+    """Flatten per-group ``(F_g, …)`` tables into ONE vector in factor order (one gather).
+
+    Factor ``k``'s table (its own, unpadded shape) occupies
+    ``flat[offsets[k]:offsets[k + 1]]`` in row-major order, see :func:`flat_offsets`.
+    Returning one array instead of one output per factor keeps the compiled
+    program small (XLA compiles thousands of tiny outputs very slowly). The
+    gather index is the numpy ``fg.pack_index``, built with ``fg``.
+    """
+    dtype = group_tables[0].dtype if group_tables else jnp.float32
+    pieces = [jnp.ravel(t) for t in group_tables] + [jnp.ones((1,), dtype)]
+    return jnp.concatenate(pieces)[fg.pack_index]
 
 
 def unpack_factor_tables(mrf: DiscreteMRF, flat: jax.Array) -> tuple[jax.Array, ...]:
