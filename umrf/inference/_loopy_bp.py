@@ -54,10 +54,11 @@ from umrf.models._discrete_mrf import DiscreteMRF
 from umrf.models._factor_groups import (
     FactorGroups,
     check_mrf,
-    flat_offsets,
     groups_for,
     pack_factor_tables,
-    unpack_factor_tables,
+    packed_factor,
+    packed_factor_tables,
+    packed_variable,
 )
 
 
@@ -88,18 +89,9 @@ class BeliefPropagationResult(NamedTuple):
     max_change: jax.Array
     converged: jax.Array
 
-    def variable(self, mrf: DiscreteMRF, i: int) -> jax.Array:
-        """Belief of variable ``i`` as a vector of length ``K_i``."""
-        return self.variables[i, : mrf.cardinalities[i]]
-
-    def factor(self, mrf: DiscreteMRF, k: int) -> jax.Array:
-        """Belief of factor ``k`` as a table shaped like ``mrf.factors[k]``."""
-        off = flat_offsets(mrf)
-        return self.factors[off[k] : off[k + 1]].reshape(mrf.factors[k].log_potential.shape)
-
-    def factor_tables(self, mrf: DiscreteMRF) -> tuple[jax.Array, ...]:
-        """All factor beliefs, one table per factor (many small arrays: use outside jit)."""
-        return unpack_factor_tables(mrf, self.factors)
+    variable = packed_variable
+    factor = packed_factor
+    factor_tables = packed_factor_tables
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))

@@ -44,10 +44,11 @@ from umrf.models._discrete_mrf import DiscreteMRF
 from umrf.models._factor_groups import (
     FactorGroups,
     check_mrf,
-    flat_offsets,
     groups_for,
     pack_factor_tables,
-    unpack_factor_tables,
+    packed_factor,
+    packed_factor_tables,
+    packed_variable,
 )
 
 
@@ -73,18 +74,9 @@ class MeanFieldResult(NamedTuple):
     max_change: jax.Array
     converged: jax.Array
 
-    def variable(self, mrf: DiscreteMRF, i: int) -> jax.Array:
-        """``q_i`` as a vector of length ``K_i``."""
-        return self.variables[i, : mrf.cardinalities[i]]
-
-    def factor(self, mrf: DiscreteMRF, k: int) -> jax.Array:
-        """``Π_{i ∈ C_k} q_i`` as a table shaped like ``mrf.factors[k]``."""
-        off = flat_offsets(mrf)
-        return self.factors[off[k] : off[k + 1]].reshape(mrf.factors[k].log_potential.shape)
-
-    def factor_tables(self, mrf: DiscreteMRF) -> tuple[jax.Array, ...]:
-        """All factor tables, one per factor (many small arrays: use outside jit)."""
-        return unpack_factor_tables(mrf, self.factors)
+    variable = packed_variable
+    factor = packed_factor
+    factor_tables = packed_factor_tables
 
 
 def _expand(q: jax.Array, slot: int, arity: int) -> jax.Array:

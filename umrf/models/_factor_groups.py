@@ -274,3 +274,25 @@ def unpack_factor_tables(mrf: DiscreteMRF, flat: jax.Array) -> tuple[jax.Array, 
         flat[offsets[k] : offsets[k + 1]].reshape(f.log_potential.shape)
         for k, f in enumerate(mrf.factors)
     )
+
+
+# Accessors shared by the packed results of mean-field and loopy BP: both hold
+# ``variables`` as an ``(n, K_max)`` zero-padded array and ``factors`` as one
+# flat vector in the layout of :func:`flat_offsets`. Assigned as methods of
+# ``MeanFieldResult`` and ``BeliefPropagationResult``.
+
+
+def packed_variable(result: Any, mrf: DiscreteMRF, i: int) -> jax.Array:
+    """Variable ``i``'s marginal as a vector of length ``K_i``."""
+    return result.variables[i, : mrf.cardinalities[i]]
+
+
+def packed_factor(result: Any, mrf: DiscreteMRF, k: int) -> jax.Array:
+    """Factor ``k``'s table, shaped like ``mrf.factors[k].log_potential``."""
+    off = flat_offsets(mrf)
+    return result.factors[off[k] : off[k + 1]].reshape(mrf.factors[k].log_potential.shape)
+
+
+def packed_factor_tables(result: Any, mrf: DiscreteMRF) -> tuple[jax.Array, ...]:
+    """All factor tables, one per factor (many small arrays: use outside jit)."""
+    return unpack_factor_tables(mrf, result.factors)
