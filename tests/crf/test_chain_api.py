@@ -36,7 +36,7 @@ def test_parallel_and_scaled_match_sequential_on_long_batched_sequences():
     @jax.jit
     def run(e, A, mask, s, f):
         out = {}
-        for method in ("sequential", "scaled", "parallel"):
+        for method in ("auto", "sequential", "scaled", "parallel"):
             out[method] = jax.vmap(
                 lambda e_, m_, method=method: chain_log_partition(e_, A, m_, s, f, method=method)
             )(e, mask)
@@ -52,6 +52,7 @@ def test_parallel_and_scaled_match_sequential_on_long_batched_sequences():
 
     out = run(e, A, mask, s, f)
     np.testing.assert_allclose(out["parallel"], out["sequential"], rtol=2e-5)
+    np.testing.assert_allclose(out["auto"], out["sequential"], rtol=2e-5)
     np.testing.assert_allclose(out["scaled"], out["sequential"], rtol=2e-5)
     # float32 over 300 steps: log Z ~ 600 carries ~1e-4 relative rounding into marginals.
     np.testing.assert_allclose(out["marg_par"], out["marg_seq"], atol=1e-3)
@@ -87,7 +88,7 @@ def test_gradients_match_finite_differences_float64():
         s, f = rng.normal(size=K), rng.normal(size=K)
         tags = jnp.array([0, 2, 1, 1, 0])
         mask = jnp.array([True, True, True, True, False])
-        for method in ("sequential", "scaled", "parallel"):
+        for method in ("auto", "sequential", "scaled", "parallel"):
 
             @jax.jit
             def fn(e, A, s, f, method=method):

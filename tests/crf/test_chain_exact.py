@@ -35,7 +35,7 @@ def _mask(L, n):
     return np.arange(L) < n
 
 
-@pytest.mark.parametrize("method", ["sequential", "scaled", "parallel"])
+@pytest.mark.parametrize("method", ["auto", "sequential", "scaled", "parallel"])
 @pytest.mark.parametrize("L,K,n,forbid,ends", CASES)
 def test_log_partition_and_likelihood_match_enumeration(
     brute, problem, method, L, K, n, forbid, ends
@@ -60,7 +60,7 @@ def test_log_partition_and_likelihood_match_enumeration(
             assert ll == -np.inf
 
 
-@pytest.mark.parametrize("method", ["sequential", "scaled", "parallel"])
+@pytest.mark.parametrize("method", ["auto", "sequential", "scaled", "parallel"])
 @pytest.mark.parametrize("L,K,n,forbid,ends", CASES)
 def test_marginals_match_enumeration(brute_marg, problem, method, L, K, n, forbid, ends):
     e, A, s, f = problem(L * 10 + K + 1, L, K, forbid=forbid, with_ends=ends)
@@ -138,7 +138,7 @@ def test_forbidden_moves_without_nan():
     assert LL(e, A, tags_bad, method="sequential") == -jnp.inf
     assert jnp.isfinite(LL(e, A, tags_ok, method="sequential"))
     grad = jax.jit(jax.grad(chain_log_likelihood, argnums=(0, 1)), static_argnames="method")
-    for method in ("sequential", "scaled", "parallel"):
+    for method in ("auto", "sequential", "scaled", "parallel"):
         g = grad(e, A, tags_ok, method=method)
         assert all(bool(jnp.all(jnp.isfinite(x))) for x in g)
         # d log p / dA at forbidden moves is -E[count] = 0.
@@ -156,7 +156,7 @@ def test_unreachable_label_gives_zero_marginal_and_finite_gradients():
     assert bool(jnp.all(jnp.isfinite(m.nodes))) and bool(jnp.all(jnp.isfinite(m.pairs)))
     np.testing.assert_array_equal(m.nodes[1:, 1], 0.0)
     grad = jax.jit(jax.grad(chain_log_partition, argnums=(0, 1)), static_argnames="method")
-    for method in ("sequential", "parallel"):
+    for method in ("auto", "sequential", "parallel"):
         g = grad(e, A, method=method)
         assert all(bool(jnp.all(jnp.isfinite(x))) for x in g)
 
@@ -164,6 +164,6 @@ def test_unreachable_label_gives_zero_marginal_and_finite_gradients():
 def test_everything_forbidden_is_minus_inf():
     e = jnp.zeros((3, 2))
     A = jnp.full((2, 2), -jnp.inf)
-    for method in ("sequential", "scaled", "parallel"):
+    for method in ("auto", "sequential", "scaled", "parallel"):
         assert LOGZ(e, A, method=method) == -jnp.inf
     assert VIT(e, A, method="sequential")[1] == -jnp.inf

@@ -34,13 +34,24 @@ masks) by ``jax.vmap``, e.g.
 
 **Methods** (``method=`` keyword):
 
-* ``"sequential"`` (default): the forward algorithm (Rabiner 1989) in log
+* ``"auto"`` (default): the ``"scaled"`` recursion below with an exactness
+  guard, falling back to ``"sequential"`` for any sequence the guard cannot
+  vouch for, so the result always equals ``"sequential"`` up to rounding
+  (the argument is in :mod:`umrf.crf._forward`). The guard trips only when a
+  reachable label's probability relative to the most likely one drops below
+  about ``1e-24`` (55 nats) in float32, or finite transition scores span
+  more than that; then that call costs both passes. Under ``jax.vmap`` the
+  fallback is decided once for the whole batch. Gradients (and
+  :func:`chain_marginals`) use the log-space recursion.
+* ``"sequential"``: the forward algorithm (Rabiner 1989) in log
   space, ``α_t(j) = e_{t,j} + log Σ_i exp(α_{t-1}(i) + A_{ij})``; exact for
-  any finite or ``-inf`` scores; ``O(L K²)`` work in ``L`` sequential steps.
+  any finite or ``-inf`` scores; ``O(L K²)`` work in ``L`` sequential steps,
+  with ``K²`` exponentials per step.
 * ``"scaled"``: the same recursion in probability space with a matrix-vector
   product per step and renormalisation after every step (Rabiner's scaling),
   ``a_t = (a_{t-1} exp(A - max A)) ⊙ exp(e_t - max_k e_{t,k}) / c_t`` and
-  ``log Z = Σ_t log c_t + shifts``. Several times faster on CPU, identical to
+  ``log Z = Σ_t log c_t + shifts``; ``K`` exponentials per step instead of
+  ``K²``. Several times faster on CPU, identical to
   ``"sequential"`` up to rounding as long as the score range that matters
   stays within the floating-point exponent range (about 80 nats in float32,
   700 in float64); beyond that, probability mass of near-impossible paths
@@ -72,7 +83,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from umrf._validation import is_concrete
-from umrf.crf._semiring import log_matmul, logsumexp_last, max_matmul
+from umrf.crf._forward import forward_parallel, forward_sequential, log_partition, step_matrices
+from umrf.crf._semiring import max_matmul
 
 __all__ = [
     "ChainMarginals",
@@ -84,7 +96,7 @@ __all__ = [
     "viterbi",
 ]
 
-_METHODS = ("sequential", "scaled", "parallel")
+_METHODS = ("auto", "sequential", "scaled", "parallel")
 _VITERBI_METHODS = ("sequential", "parallel")
 
 
@@ -130,7 +142,7 @@ def _prepare(
     end,
     tags=None,
     *,
-    method: str = "sequential",
+    method: str = "auto",
     methods: tuple[str, ...] = _METHODS,
 ):
     """Validate shapes/values (before tracing where concrete) and fill defaults."""
@@ -213,109 +225,6 @@ def _prepare(
     return emissions, transitions, mask, start, end, tags
 
 
-# --------------------------------------------------------------------------- forward passes
-
-
-def _forward_sequential(e, trans, mask, start, return_alphas: bool):
-    """Log-space forward; ``trans`` is ``(K, K)`` or per step ``(L-1, K, K)``."""
-    per_step = trans.ndim == 3
-    a0 = start + e[0]
-
-    def body(a, xs):
-        if per_step:
-            e_t, m_t, tt = xs
-        else:
-            (e_t, m_t), tt = xs, trans_t
-        # s[j, i] = a_i + A_ij: reduce over the contiguous last axis.
-        new = logsumexp_last(a[None, :] + tt) + e_t
-        a = jnp.where(m_t, new, a)
-        return a, (a if return_alphas else None)
-
-    if per_step:
-        xs = (e[1:], mask[1:], jnp.swapaxes(trans, -1, -2))
-    else:
-        trans_t = trans.T
-        xs = (e[1:], mask[1:])
-    a, alphas = jax.lax.scan(body, a0, xs)
-    if return_alphas:
-        alphas = jnp.concatenate([a0[None], alphas], axis=0)
-    return a, alphas
-
-
-def _safe_max(x, axis=None, keepdims=False):
-    m = jnp.max(x, axis=axis, keepdims=keepdims)
-    return jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m))
-
-
-def _log_partition_scaled(e, trans, mask, start, end):
-    """Probability-space forward with per-step renormalisation (Rabiner 1989 scaling)."""
-    per_step = trans.ndim == 3
-    me = _safe_max(e, axis=-1, keepdims=True)  # (L, 1)
-    E = jnp.exp(e - me)
-    if per_step:
-        c = _safe_max(trans, axis=(-2, -1), keepdims=True)  # (L-1, 1, 1)
-        P = jnp.exp(trans - c)
-        step_shift = c[:, 0, 0]
-    else:
-        c = _safe_max(trans)
-        P = jnp.exp(trans - c)
-        step_shift = jnp.broadcast_to(c, (e.shape[0] - 1,))
-    s0 = start + e[0]
-    m0 = _safe_max(s0)
-    a0 = jnp.exp(s0 - m0)
-    z0 = jnp.sum(a0)
-    a0 = a0 / jnp.where(z0 > 0, z0, 1.0)  # z = 0 only if everything is forbidden
-
-    def body(a, xs):
-        if per_step:
-            E_t, m_t, P_t = xs
-        else:
-            (E_t, m_t), P_t = xs, P
-        new = jnp.matmul(a, P_t, precision=jax.lax.Precision.HIGHEST) * E_t
-        z = jnp.sum(new)
-        a = jnp.where(m_t, new / jnp.where(z > 0, z, 1.0), a)
-        return a, jnp.where(m_t, jnp.log(z), jnp.zeros_like(z))
-
-    xs = (E[1:], mask[1:], P) if per_step else (E[1:], mask[1:])
-    a, logz = jax.lax.scan(body, a0, xs)
-    valid = mask[1:]
-    shifts = jnp.sum(jnp.where(valid, me[1:, 0] + step_shift, jnp.zeros_like(step_shift)))
-    ce = _safe_max(end)
-    tail = jnp.log(jnp.sum(a * jnp.exp(end - ce))) + ce
-    return m0 + jnp.log(z0) + jnp.sum(logz) + shifts + tail
-
-
-def _step_matrices(e, trans, mask, neg):
-    """Per-step semiring matrices ``M_t = A + e_t`` (identity where masked), ``t >= 1``."""
-    K = e.shape[1]
-    if trans.ndim == 3:
-        M = trans + e[1:, None, :]
-    else:
-        M = trans[None, :, :] + e[1:, None, :]
-    eye = jnp.where(jnp.eye(K, dtype=bool), jnp.zeros((), e.dtype), jnp.asarray(neg, e.dtype))
-    return jnp.where(mask[1:, None, None], M, eye[None])
-
-
-def _forward_parallel(e, trans, mask, start, *, semiring: str = "log"):
-    """All prefix vectors ``α_t`` by an associative scan of semiring matrices."""
-    K = e.shape[1]
-    matmul = log_matmul if semiring == "log" else max_matmul
-    first = jnp.broadcast_to(start + e[0], (K, K))  # every row is α_0
-    elems = jnp.concatenate([first[None], _step_matrices(e, trans, mask, -jnp.inf)], axis=0)
-    prefix = jax.lax.associative_scan(matmul, elems, axis=0)
-    return prefix[:, 0, :]  # (L, K)
-
-
-def _log_partition(e, trans, mask, start, end, method):
-    if method == "scaled":
-        return _log_partition_scaled(e, trans, mask, start, end)
-    if method == "parallel":
-        a = _forward_parallel(e, trans, mask, start)[-1]
-    else:
-        a, _ = _forward_sequential(e, trans, mask, start, return_alphas=False)
-    return logsumexp_last(a + end)
-
-
 # --------------------------------------------------------------------------- public API
 
 
@@ -326,7 +235,7 @@ def chain_log_partition(
     start: jax.Array | None = None,
     end: jax.Array | None = None,
     *,
-    method: str = "sequential",
+    method: str = "auto",
 ) -> jax.Array:
     r"""Log partition function ``log Z = log Σ_y exp S(y)`` of one sequence.
 
@@ -334,7 +243,7 @@ def chain_log_partition(
     ``α_t(j) = e_{t,j} + log Σ_i exp(α_{t-1}(i) + A_{ij})`` at valid ``t``
     (``α_t = α_{t-1}`` at padded ``t``), ``log Z = log Σ_j exp(α_{n-1}(j) + f_j)``.
     See the module docstring for the score ``S``, the orientation of
-    ``transitions`` and the three methods.
+    ``transitions`` and the four methods.
 
     Args:
       emissions: ``(L, K)`` emission scores.
@@ -342,8 +251,9 @@ def chain_log_partition(
       mask: optional ``(L,)`` boolean prefix mask (default: all valid).
       start: optional ``(K,)`` scores of the first label (default 0).
       end: optional ``(K,)`` scores of the last valid label (default 0).
-      method: ``"sequential"`` (exact log space), ``"scaled"`` (fast
-        probability space) or ``"parallel"`` (associative scan).
+      method: ``"auto"`` (fast and exact: guarded probability space with a
+        log-space fallback), ``"sequential"`` (log space), ``"scaled"`` (fast
+        probability space, unguarded) or ``"parallel"`` (associative scan).
 
     Returns:
       Scalar ``log Z``; ``-inf`` if every label sequence is forbidden.
@@ -355,7 +265,7 @@ def chain_log_partition(
       2.0794
     """
     e, A, m, s, f, _ = _prepare(emissions, transitions, mask, start, end, method=method)
-    return _log_partition(e, A, m, s, f, method)
+    return log_partition(e, A, m, s, f, method)
 
 
 def chain_score(
@@ -404,7 +314,7 @@ def chain_log_likelihood(
     start: jax.Array | None = None,
     end: jax.Array | None = None,
     *,
-    method: str = "sequential",
+    method: str = "auto",
 ) -> jax.Array:
     r"""Conditional log-likelihood ``log p(y | e) = S(y) - log Z`` of one sequence.
 
@@ -432,7 +342,7 @@ def chain_log_likelihood(
       -2.0794
     """
     e, A, m, s, f, y = _prepare(emissions, transitions, mask, start, end, tags, method=method)
-    return _score(e, A, m, s, f, y) - _log_partition(e, A, m, s, f, method)
+    return _score(e, A, m, s, f, y) - log_partition(e, A, m, s, f, method)
 
 
 def chain_marginals(
@@ -442,7 +352,7 @@ def chain_marginals(
     start: jax.Array | None = None,
     end: jax.Array | None = None,
     *,
-    method: str = "sequential",
+    method: str = "auto",
 ) -> ChainMarginals:
     r"""Node and pairwise posterior marginals by differentiating ``log Z``.
 
@@ -468,7 +378,7 @@ def chain_marginals(
     e, A, m, s, f, _ = _prepare(emissions, transitions, mask, start, end, method=method)
     L, K = e.shape
     per_step = jnp.broadcast_to(A, (L - 1, K, K))
-    nodes, pairs = jax.grad(lambda ee, aa: _log_partition(ee, aa, m, s, f, method), argnums=(0, 1))(
+    nodes, pairs = jax.grad(lambda ee, aa: log_partition(ee, aa, m, s, f, method), argnums=(0, 1))(
         e, per_step
     )
     return ChainMarginals(nodes=nodes, pairs=pairs)
@@ -542,10 +452,10 @@ def _viterbi_sequential(e, A, m, s, f):
 
 def _viterbi_parallel(e, A, m, s, f):
     K = e.shape[1]
-    delta = _forward_parallel(e, A, m, s, semiring="max")  # (L, K)
+    delta = forward_parallel(e, A, m, s, semiring="max")  # (L, K)
     # Suffix products beta_t = M_{t+1} ⊗ ... ⊗ M_{L-1} ⊗ f (max-plus), beta_{L-1} = f.
     last = jnp.broadcast_to(f[:, None], (K, K))  # every column is f
-    elems = jnp.concatenate([_step_matrices(e, A, m, -jnp.inf), last[None]], axis=0)
+    elems = jnp.concatenate([step_matrices(e, A, m, -jnp.inf), last[None]], axis=0)
     # With reverse=True, associative_scan calls fn(later, earlier): swap to keep the order.
     suffix = jax.lax.associative_scan(
         lambda later, earlier: max_matmul(earlier, later), elems, axis=0, reverse=True
@@ -583,7 +493,7 @@ def chain_sample(
     """
     e, A, m, s, f, _ = _prepare(emissions, transitions, mask, start, end)
     L = e.shape[0]
-    _, alphas = _forward_sequential(e, A, m, s, return_alphas=True)
+    _, alphas = forward_sequential(e, A, m, s, return_alphas=True)
     k_last, k_rest = jax.random.split(key)
     # alphas[L-1] equals α_{n-1} because padded steps carry α unchanged.
     y_last = jax.random.categorical(k_last, alphas[-1] + f).astype(jnp.int32)

@@ -19,7 +19,7 @@ def crf_negative_log_likelihood(
     start: jax.Array | None = None,
     end: jax.Array | None = None,
     *,
-    method: str = "sequential",
+    method: str = "auto",
     return_info: bool = False,
 ) -> Any:
     r"""Mean negative conditional log-likelihood of a batch of label sequences.
@@ -48,8 +48,8 @@ def crf_negative_log_likelihood(
       mask: optional ``(B, L)`` boolean prefix masks (default: all valid).
       start: optional ``(K,)`` start scores.
       end: optional ``(K,)`` end scores.
-      method: forward algorithm, ``"sequential"``, ``"scaled"`` or ``"parallel"``
-        (see :func:`umrf.crf.chain_log_partition`).
+      method: forward algorithm, ``"auto"``, ``"sequential"``, ``"scaled"`` or
+        ``"parallel"`` (see :func:`umrf.crf.chain_log_partition`).
       return_info: also return a :class:`umrf.losses.LossInfo`.
 
     Returns:
