@@ -12,6 +12,12 @@ The proposal density is asymmetric and enters exactly (with
 ``x - y + τ∇E(y)/T = τ(∇E(x) + ∇E(y))/T - sqrt(2τ) ε``). The state caches
 the energy and its gradient, so a step costs one ``jax.value_and_grad``.
 
+Random numbers: the proposal noise ``ε`` and the acceptance uniform come from
+one ``jax.random.uniform`` draw of ``n + 1`` numbers per step (``n`` entries
+of ``x``), mapped to normals by ``sqrt(2)·erfinv`` exactly as
+``jax.random.normal`` does; this saves a key split and a second random-bits
+call per chain and step.
+
 A proposal whose energy or position is not finite is rejected (its
 acceptance probability is reported as 0) and flagged ``Info.diverged``; the
 chain stays where it was, which is the Metropolis–Hastings rule, not a
@@ -38,7 +44,7 @@ from umrf.samplers._ula import (
     _check_energy_fn,
     _check_position,
     _check_scalar_energy,
-    _normal_like,
+    _normal_like_and_uniform,
     _static_scalar,
 )
 
@@ -110,8 +116,7 @@ def _mala_step(
 ) -> tuple[MALAState, MALAInfo]:
     drift = step_size / temperature
     scale = jnp.sqrt(2.0 * step_size)
-    key_noise, key_accept = jax.random.split(key)
-    noise = _normal_like(key_noise, state.position)
+    noise, uniform = _normal_like_and_uniform(key, state.position)
     proposal = jax.tree_util.tree_map(
         lambda x, g, z: x - drift * g + scale * z, state.position, state.energy_grad, noise
     )
@@ -126,7 +131,7 @@ def _mala_step(
     log_ratio = -(energy - state.energy) / temperature + log_q_backward - log_q_forward
 
     diverged = ~(jnp.isfinite(energy) & jnp.isfinite(log_ratio) & _all_finite(proposal))
-    log_u = jnp.log(jax.random.uniform(key_accept, (), log_ratio.dtype))
+    log_u = jnp.log(uniform).astype(log_ratio.dtype)
     is_accepted = (log_u < log_ratio) & ~diverged
     acceptance_rate = jnp.where(diverged, 0.0, jnp.exp(jnp.minimum(log_ratio, 0.0)))
 

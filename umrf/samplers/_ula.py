@@ -139,6 +139,35 @@ def _normal_like(key: jax.Array, tree: Any) -> Any:
     return jax.tree_util.tree_unflatten(treedef, noise)
 
 
+def _normal_like_and_uniform(key: jax.Array, tree: Any) -> tuple[Any, jax.Array]:
+    """Standard normal noise shaped like ``tree`` and one ``U(0, 1)`` scalar, from one draw.
+
+    A Metropolis–Hastings step needs both. Drawing them as ONE vector of
+    ``n + 1`` uniforms on ``(-1, 1)`` (``n`` the number of entries of
+    ``tree``) costs one counter-based random-bits call instead of a key split
+    plus two calls; the first ``n`` become normals by the inverse-CDF map
+    ``sqrt(2) · erfinv(u)`` that ``jax.random.normal`` itself uses, and the
+    last becomes ``(u + 1) / 2``, uniform on ``(0, 1)``. Leaves of different
+    dtypes fall back to separate draws from split keys.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    dtypes = {jnp.result_type(x) for x in leaves}
+    if len(dtypes) != 1:
+        key_noise, key_u = jax.random.split(key)
+        u = jax.random.uniform(key_u, (), jnp.result_type(*dtypes))
+        return _normal_like(key_noise, tree), u
+    (dtype,) = dtypes
+    sizes = [int(np.prod(jnp.shape(x), dtype=np.int64)) for x in leaves]
+    lo = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype))
+    u = jax.random.uniform(key, (sum(sizes) + 1,), dtype, minval=lo, maxval=1.0)
+    normal = np.sqrt(2.0).astype(dtype) * jax.lax.erf_inv(u[:-1])
+    noise, offset = [], 0
+    for x, size in zip(leaves, sizes, strict=True):
+        noise.append(normal[offset : offset + size].reshape(jnp.shape(x)))
+        offset += size
+    return jax.tree_util.tree_unflatten(treedef, noise), 0.5 * (u[-1] + 1.0)
+
+
 def _all_finite(tree: Any) -> jax.Array:
     """True when every entry of every leaf of ``tree`` is finite.
 
