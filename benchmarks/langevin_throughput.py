@@ -33,10 +33,12 @@ apart):
   numbers every per-chain sampler has to pay (like for like with ULA).
 * ``ceiling (one bulk draw)``: ``x + normal(fold_in(key, t), (C, d))``, the
   bare hardware floor without per-chain keys (for reference).
-* ``gradient only``: the same loop computing only ``x - τ∇E(x)`` (no noise),
-  the target's own cost. A ULA step draws the noise AND evaluates the
-  gradient; when the gradient alone is slower than the noise alone (its
-  "vs ceiling" below 1), no ULA can approach the ceiling on that target.
+* ``gradient only``: a loop computing only ``x - τ∇E(x)`` for all chains (no
+  keys, no noise), the target's own cost. A ULA step draws the noise AND then
+  evaluates the gradient at the noised point, and each already uses every
+  core, so ``t_ULA ≥ t_noise + t_gradient`` and
+  ``ULA / ceiling ≤ t_noise / (t_noise + t_gradient)``; the summary prints
+  this bound next to the measured ratio.
 
 Usage::
 
@@ -155,9 +157,16 @@ def ceiling_runners(chains, dim, steps):
     return per_chain, bulk
 
 
-def gradient_only_runner(model, tau, chains, steps):
-    grad = jax.grad(model.energy)
-    return per_chain_loop(lambda k, x: x - tau * grad(x), lambda x: x, chains, steps)
+def gradient_only_runner(model, tau, steps):
+    """``x ← x - τ∇E(x)`` over all chains at once: the gradient's cost without keys or noise."""
+    grad = jax.vmap(jax.grad(model.energy))
+
+    @jax.jit
+    def run(key, x0):
+        del key
+        return jax.lax.fori_loop(0, steps, lambda t, x: x - tau * grad(x), x0)
+
+    return run
 
 
 # ----------------------------------------------------------------------------- torchebm
@@ -252,7 +261,7 @@ def main() -> None:
         jobs["ceiling: x + noise (per-chain keys)"] = (per_chain, "like-for-like RNG")
         jobs["ceiling: x + noise (one bulk draw)"] = (bulk, "hardware floor")
         jobs["gradient only: x - τ∇E(x), no noise"] = (
-            gradient_only_runner(model, tau, chains, steps),
+            gradient_only_runner(model, tau, steps),
             "the target's cost alone",
         )
 
@@ -307,12 +316,13 @@ def main() -> None:
         ]
         title = f"### {name}: {chains} chains × {steps} steps, d = {dim}, step size {tau}"
         sections.append(title + "\n\n" + table(out_rows, headers))
-        grad_only = rates["gradient only: x - τ∇E(x), no noise"] / ceiling
+        grad_only = rates["gradient only: x - τ∇E(x), no noise"]
+        bound = (1 / ceiling) / (1 / ceiling + 1 / grad_only)
         if bj:
             summary.append(
                 f"* {name}: umrf MALA / blackjax MALA = {rates['umrf MALA'] / bj:.2f} "
                 f"(target ≥ 1); umrf ULA / ceiling = {rates['umrf ULA'] / ceiling:.2f} "
-                f"(target ≥ 0.85); the gradient alone runs at {grad_only:.2f}× the ceiling's rate"
+                f"(target ≥ 0.85; bound t_noise / (t_noise + t_gradient) = {bound:.2f})"
             )
 
     text = "\n\n".join(sections)

@@ -17,6 +17,16 @@ step is one jitted ``umrf.training.train_step`` per update (compile time is
 reported separately); torchebm runs eagerly. Steps per second are medians of
 repeated timed blocks.
 
+FLOP floor. Dense layers dominate the arithmetic. With ``U = 2 B Σ_l
+fan_in_l · fan_out_l`` the FLOPs of one forward pass over the batch, a PCD-K
+step needs at least ``(2K + 6) U`` (K forward + input-gradient passes, then
+forward and a weight-and-activation backward pass over data and negatives)
+and a DSM step at least ``6 U`` (forward and input-gradient pass for the
+score, then the reverse pass through both). Divided into the best measured
+float32 matmul rate of this machine (jax or torch, 2048³), this gives the
+most steps per second ANY implementation could reach; the table prints it
+next to 3× torchebm, the issue's target.
+
 Usage: ``python benchmarks/training_throughput.py [--quick]``.
 """
 
@@ -166,6 +176,40 @@ def torchebm_runner(kind: str, dim: int, hidden: int, batch: int, data: np.ndarr
     return first_s, block
 
 
+# --------------------------------------------------------------------------- FLOP floor
+
+
+def dense_flops_per_step(kind: str, dim: int, hidden: int, batch: int) -> float:
+    """Lower bound on the dense-layer FLOPs of one optimiser step (module docstring)."""
+    sizes = (dim, hidden, hidden, 1)
+    unit = 2.0 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    return (2 * K_STEPS + 6) * unit if kind == "pcd" else 6 * unit
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Best float32 ``n × n`` matmul rate of jax and torch on this machine, GFLOP/s."""
+    a = jnp.ones((n, n), jnp.float32)
+    mm = jax.jit(lambda x: x @ x)
+    jax.block_until_ready(mm(a))
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(mm(a))
+        best = min(best, time.perf_counter() - t0)
+    try:
+        import torch
+
+        ta = torch.ones(n, n)
+        ta @ ta
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            ta @ ta
+            best = min(best, time.perf_counter() - t0)
+    except ImportError:
+        pass
+    return 2.0 * n**3 / best / 1e9
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -178,6 +222,7 @@ def main() -> None:
     n_torch = {"pcd": 5, "dsm": 20} if args.quick else {"pcd": 20, "dsm": 100}
     repeats = 1 if args.quick else 3
     rows = []
+    peak = matmul_peak_gflops()
     try:
         import torch
         import torchebm
@@ -204,8 +249,10 @@ def main() -> None:
                 torch_sps, threads = best
                 ratio = f"{umrf_sps / torch_sps:.1f}×"
                 torch_cell = f"{torch_sps:.4g} ({threads} thr)"
+                target = f"{3 * torch_sps:.4g}"
             else:
-                torch_cell, ratio = "n/a", "n/a"
+                torch_cell, ratio, target = "n/a", "n/a", "n/a"
+            floor = peak * 1e9 / dense_flops_per_step(kind, dim, hidden, batch)
             rows.append(
                 (
                     label,
@@ -213,6 +260,8 @@ def main() -> None:
                     umrf_sps,
                     torch_cell,
                     ratio,
+                    target,
+                    f"{floor:.4g}",
                     compile_s,
                 )
             )
@@ -225,6 +274,8 @@ def main() -> None:
             "umrf steps/s",
             "torchebm steps/s",
             "umrf / torchebm",
+            "target: 3× torchebm, steps/s",
+            "FLOP floor: max steps/s at peak",
             "umrf compile (s)",
         ],
     )
@@ -232,6 +283,10 @@ def main() -> None:
         f"\n\nPeer: {torch_version}; torchebm column = best of 1 and {torch_threads} torch "
         "threads (thread count in brackets); "
         f"jax devices: {len(jax.devices())}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}. "
+        f"Peak float32 matmul rate measured here: {peak:.0f} GFLOP/s (best of jax and torch, "
+        "2048³); the FLOP floor column divides it into the dense-layer FLOPs of one step "
+        "(module docstring), so no implementation can exceed it; where the target column "
+        "exceeds the floor, the target is out of reach on this machine. "
         "One optimiser step = minibatch, loss, gradient, Adam update (lr 1e-3). umrf runs one "
         "jitted `umrf.training.train_step` per update (compile time excluded from steps/s, "
         "shown separately); torchebm runs eagerly. PCD: 20 Langevin steps, η = 0.01, replay "
