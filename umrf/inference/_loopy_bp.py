@@ -24,9 +24,12 @@ Outputs: variable beliefs ``b_i ∝ exp(Σ_{k ∋ i} μ_{k→i})``, factor belie
 decoding ``x̂_i = argmax b_i`` (exact for max-product on trees without ties).
 
 Vectorisation: factors are grouped by arity (tables padded with ``-inf`` to a
-common shape) and edges are stored slot-major, so one iteration is a few
-batched gathers, ``logsumexp``/``max`` reductions and one concatenation per group
-and slot, independent of the number of factors. Variable-to-factor messages are
+common shape) and edges are stored slot-major, so one iteration is one
+segment sum over the edges, one gather, ``logsumexp``/``max`` reductions and one
+concatenation per group and slot, independent of the number of factors;
+reductions over short state axes are unrolled into elementwise operations
+(XLA's CPU reduce over a 2-long axis costs far more than its arithmetic), and
+only the last iteration measures ``max_change``. Variable-to-factor messages are
 sums over the *other* incoming edges, computed as ``b_i − μ_{k→i}`` on the
 finite parts plus a count of ``−inf`` entries, so hard zeros (``−inf``) stay
 exact and never produce ``−inf − (−inf)``.
@@ -43,7 +46,7 @@ References:
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -94,12 +97,31 @@ class BeliefPropagationResult(NamedTuple):
     factor_tables = packed_factor_tables
 
 
+# Axes up to this size are reduced by unrolled elementwise operations, which XLA
+# fuses with their neighbours; on CPU a reduce op over a 2- or 3-long axis costs far
+# more than the arithmetic (messages have one such axis per variable state).
+_UNROLL_AXIS = 8
+
+
+def _reduce(x: jax.Array, axes: tuple[int, ...], op: str, keepdims: bool = False) -> jax.Array:
+    """``max`` or ``sum`` of ``x`` over ``axes``; short axes unrolled (see ``_UNROLL_AXIS``)."""
+    combine = jnp.maximum if op == "max" else jnp.add
+    for ax in sorted(axes, reverse=True):
+        n = x.shape[ax]
+        if n <= _UNROLL_AXIS:
+            parts = [jax.lax.index_in_dim(x, i, ax, keepdims=True) for i in range(n)]
+            x = functools.reduce(combine, parts)
+        else:
+            x = (jnp.max if op == "max" else jnp.sum)(x, axis=ax, keepdims=True)
+    return x if keepdims else jnp.squeeze(x, axes)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _lse(a: jax.Array, axis: tuple[int, ...]) -> jax.Array:
     """Log-sum-exp over ``axis``: ``−inf`` on an all ``−inf`` slice, with a NaN-free JVP."""
-    m = jnp.max(a, axis=axis, keepdims=True)
+    m = _reduce(a, axis, "max", keepdims=True)
     m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m)))
-    return jnp.squeeze(jnp.log(jnp.sum(jnp.exp(a - m), axis=axis, keepdims=True)) + m, axis)
+    return jnp.squeeze(jnp.log(_reduce(jnp.exp(a - m), axis, "sum", keepdims=True)) + m, axis)
 
 
 @_lse.defjvp
@@ -109,7 +131,7 @@ def _lse_jvp(axis, primals, tangents):
     o = jnp.expand_dims(out, axis)
     ok = jnp.isfinite(o)
     w = jnp.where(ok, jnp.exp(a - jnp.where(ok, o, jnp.zeros_like(o))), jnp.zeros_like(a))
-    return out, jnp.sum(w * ta, axis=axis)
+    return out, _reduce(w * ta, axis, "sum")
 
 
 def xlogx(p: jax.Array) -> jax.Array:
@@ -139,15 +161,7 @@ class _Edges:
         self.var_of = np.concatenate(var_of) if var_of else np.zeros(0, np.int32)
         card = np.asarray(fg.cardinalities, np.int64)[self.var_of]
         self.valid = np.arange(fg.max_card)[None, :] < card[:, None]
-        incoming: list[list[int]] = [[] for _ in range(fg.num_variables)]
-        for edge, v in enumerate(self.var_of.tolist()):
-            incoming[v].append(edge)
-        self.degree = np.asarray([len(x) for x in incoming], np.int32)
-        dmax = max(int(self.degree.max(initial=0)), 1)
-        dummy = e  # index of an appended all-zero message row
-        self.incoming = np.full((fg.num_variables, dmax), dummy, np.int32)
-        for v, lst in enumerate(incoming):
-            self.incoming[v, : len(lst)] = lst
+        self.degree = np.bincount(self.var_of, minlength=fg.num_variables).astype(np.int32)
 
 
 def _expand(x: jax.Array, slot: int, arity: int) -> jax.Array:
@@ -241,11 +255,16 @@ def _bp(
     dtype = jnp.result_type(*raw, jnp.float32) if raw else jnp.float32
     theta = [(t.astype(dtype) / temperature) for t in raw]
     valid = jnp.asarray(ed.valid)
+    var_of = jnp.asarray(ed.var_of)
     kmax = fg.max_card
     neg_inf = jnp.asarray(-jnp.inf, dtype)
 
     def reduce(a: jax.Array, axes: tuple[int, ...]) -> jax.Array:
-        return _lse(a, axes) if mode == "sum" else jnp.max(a, axis=axes)
+        return _lse(a, axes) if mode == "sum" else _reduce(a, axes, "max")
+
+    def per_variable_sum(edge_values: jax.Array) -> jax.Array:
+        """``Σ`` over each variable's incoming edges (a segment sum)."""
+        return jax.ops.segment_sum(edge_values, var_of, num_segments=fg.num_variables)
 
     def var_to_factor(msgs: jax.Array) -> jax.Array:
         # Σ over the OTHER incoming edges, exactly, without −inf − (−inf): split each
@@ -253,12 +272,13 @@ def _bp(
         # variable (one gather), and subtract the edge's own share.
         hard = jnp.isneginf(msgs)
         fin = jnp.where(hard, jnp.zeros((), dtype), msgs)
-        ext_f = jnp.concatenate([fin, jnp.zeros((1, kmax), dtype)])
-        ext_h = jnp.concatenate([hard, jnp.zeros((1, kmax), bool)]).astype(jnp.int32)
-        tot_f = jnp.sum(ext_f[ed.incoming], axis=1)[ed.var_of]
-        tot_h = jnp.sum(ext_h[ed.incoming], axis=1)[ed.var_of]
-        out = jnp.where(tot_h - hard.astype(jnp.int32) > 0, neg_inf, tot_f - fin)
-        top = jnp.max(jnp.where(valid, out, neg_inf), axis=1, keepdims=True)
+        # One scatter-add over edges (finite parts and −inf counts side by side; counts
+        # are small integers, exact in floating point), then one gather back to the edges.
+        both = jnp.concatenate([fin, hard.astype(dtype)], axis=1)
+        tot = per_variable_sum(both)[ed.var_of]
+        tot_f, tot_h = tot[:, :kmax], tot[:, kmax:]
+        out = jnp.where(tot_h - hard.astype(dtype) > 0.5, neg_inf, tot_f - fin)
+        top = _reduce(jnp.where(valid, out, neg_inf), (1,), "max", keepdims=True)
         return out - jax.lax.stop_gradient(_finite_or_zero(top))
 
     def incoming_sum(g_index: int, v2f: jax.Array, skip: int | None) -> jax.Array:
@@ -272,7 +292,7 @@ def _bp(
                 acc = acc + _expand(block, l, m)
         return acc
 
-    def iterate(msgs: jax.Array, _: Any) -> tuple[jax.Array, jax.Array]:
+    def iterate(msgs: jax.Array) -> jax.Array:
         v2f = var_to_factor(msgs)
         pieces = []  # (group, slot) blocks in edge order: no scatter needed
         for gi, g in enumerate(fg.groups):
@@ -288,19 +308,25 @@ def _bp(
         new = new - _finite_or_zero(norm)
         if damping:
             new = (1.0 - damping) * new + damping * msgs
-        a, b = jax.lax.stop_gradient(new), jax.lax.stop_gradient(msgs)
+        return new
+
+    def max_change(new: jax.Array, old: jax.Array) -> jax.Array:
+        a, b = jax.lax.stop_gradient(new), jax.lax.stop_gradient(old)
         same = (a == b) | (jnp.isneginf(a) & jnp.isneginf(b))
         zero = jnp.zeros((), dtype)
-        diff = jnp.abs(jnp.where(same, zero, a) - jnp.where(same, zero, b))
-        change = jnp.max(diff, initial=0.0)
-        return new, change
+        return jnp.max(jnp.abs(jnp.where(same, zero, a) - jnp.where(same, zero, b)), initial=0.0)
 
     msgs0 = jnp.where(valid, jnp.zeros((), dtype), neg_inf)
-    msgs, changes = jax.lax.scan(iterate, msgs0, None, length=num_iters)
+    # Only the last iteration's change is reported, so only the last one computes it.
+    msgs, _ = jax.lax.scan(lambda m, _: (iterate(m), None), msgs0, None, length=num_iters - 1)
+    last = iterate(msgs)
+    change = max_change(last, msgs)
+    msgs = last
 
     # --- beliefs ----------------------------------------------------------------------------
-    ext = jnp.concatenate([msgs, jnp.zeros((1, kmax), dtype)])
-    vlogit = jnp.sum(ext[ed.incoming], axis=1)
+    hard = jnp.isneginf(msgs)
+    counts = per_variable_sum(hard.astype(dtype))
+    vlogit = jnp.where(counts > 0.5, neg_inf, per_variable_sum(jnp.where(hard, 0.0, msgs)))
     vlogit = jnp.where(jnp.asarray(fg.state_mask), vlogit, neg_inf)
     vbel = jax.nn.softmax(vlogit, axis=-1)
     x_hat = jnp.argmax(vlogit, axis=-1).astype(jnp.int32)
@@ -324,7 +350,6 @@ def _bp(
         log_z = energy_terms + bethe_factor - jnp.sum((deg - 1.0) * h_var)
     else:
         log_z = fg.log_score(raw, x_hat) + const
-    change = changes[-1]
     return BeliefPropagationResult(
         vbel, pack_factor_tables(fg, fbel), log_z, x_hat, change, change < tol
     )
