@@ -29,10 +29,10 @@ next to 3× torchebm, the issue's target.
 
 XLA's CPU dot path. jaxlib routes float32 dots through its YNNPACK fusion
 by default; for the small matmuls of a 128-wide MLP on a batch of 256 that
-path is markedly slower than XLA's own (Eigen) dot. The extra column reruns
-umrf in a child process with ``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=``
-(an empty list of YNN fusions), a process-wide setting a user can choose; the
-ratio column uses the default-settings run.
+path is markedly slower than XLA's own (Eigen) dot, so ``umrf.training``
+compiles its step with ``umrf.training.CPU_COMPILER_OPTIONS`` on CPU
+(``compiler_options="auto"``, the default). The extra column is umrf with
+``compiler_options=None`` (XLA's defaults) for reference.
 
 Usage: ``python benchmarks/training_throughput.py [--quick]``.
 """
@@ -40,9 +40,7 @@ Usage: ``python benchmarks/training_throughput.py [--quick]``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -71,7 +69,7 @@ LR = 1e-3
 # --------------------------------------------------------------------------- umrf
 
 
-def umrf_runner(kind: str, dim: int, hidden: int, batch: int, data: np.ndarray):
+def umrf_runner(kind: str, dim: int, hidden: int, batch: int, data: np.ndarray, options="auto"):
     energy_fn, params = umrf.models.nnx_energy(
         umrf.models.MLPEnergy(dim, (hidden, hidden), rngs=nnx.Rngs(0))
     )
@@ -100,7 +98,9 @@ def umrf_runner(kind: str, dim: int, hidden: int, batch: int, data: np.ndarray):
     state = training.init_train_state(params, opt, jax.random.key(0), extra)
 
     def step(s):
-        return training.train_step(s, x, loss_fn=loss_fn, optimizer=opt, batch_size=batch)
+        return training.train_step(
+            s, x, loss_fn=loss_fn, optimizer=opt, batch_size=batch, compiler_options=options
+        )
 
     t0 = time.perf_counter()
     state, loss = jax.block_until_ready(step(state))
@@ -221,42 +221,15 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
 
 # --------------------------------------------------------------------------- main
 
-NO_YNN_FLAGS = "--xla_cpu_experimental_ynn_fusion_type="
-
-
-def umrf_rates(configs, n_umrf, repeats) -> dict[str, float]:
-    """umrf steps/s for every (config, loss), keyed ``"dim-hidden-batch-kind"``."""
-    rates = {}
-    for dim, hidden, batch in configs:
-        data = np.random.default_rng(0).normal(size=(4096, dim)).astype(np.float32)
-        for kind in ("pcd", "dsm"):
-            _, block = umrf_runner(kind, dim, hidden, batch, data)
-            t, _ = time_python(block(n_umrf[kind]), repeats=repeats)
-            rates[f"{dim}-{hidden}-{batch}-{kind}"] = n_umrf[kind] / t
-    return rates
-
-
-def rates_without_ynn_dots(quick: bool) -> dict[str, float]:
-    """Run :func:`umrf_rates` in a child process whose XLA skips the YNN fusions."""
-    env = {**os.environ, "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " " + NO_YNN_FLAGS)}
-    cmd = [sys.executable, __file__, "--umrf-only"] + (["--quick"] if quick else [])
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument("--umrf-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     configs = [(2, 128, 256)] if args.quick else [(2, 128, 256), (32, 256, 256)]
     n_umrf = {"pcd": 10, "dsm": 50} if args.quick else {"pcd": 50, "dsm": 300}
     n_torch = {"pcd": 5, "dsm": 20} if args.quick else {"pcd": 20, "dsm": 100}
     repeats = 1 if args.quick else 3
-    if args.umrf_only:
-        print(json.dumps(umrf_rates(configs, n_umrf, repeats)))
-        return
-    no_ynn = rates_without_ynn_dots(args.quick)
     rows = []
     peak = matmul_peak_gflops()
     try:
@@ -288,8 +261,12 @@ def main() -> None:
                 target = f"{3 * torch_sps:.4g}"
             else:
                 torch_cell, ratio, target = "n/a", "n/a", "n/a"
-            tuned = no_ynn[f"{dim}-{hidden}-{batch}-{kind}"]
-            tuned_cell = f"{tuned:.4g}" + (f" ({tuned / torch_sps:.1f}×)" if torch_threads else "")
+            _, xla_block = umrf_runner(kind, dim, hidden, batch, data, options=None)
+            t_xla, _ = time_python(xla_block(n_umrf[kind]), repeats=repeats)
+            xla_sps = n_umrf[kind] / t_xla
+            xla_cell = f"{xla_sps:.4g}"
+            if torch_threads:
+                xla_cell += f" ({xla_sps / torch_sps:.1f}×)"
             floor = peak * 1e9 / dense_flops_per_step(kind, dim, hidden, batch)
             rows.append(
                 (
@@ -298,7 +275,7 @@ def main() -> None:
                     umrf_sps,
                     torch_cell,
                     ratio,
-                    tuned_cell,
+                    xla_cell,
                     target,
                     f"{floor:.4g}",
                     compile_s,
@@ -313,7 +290,7 @@ def main() -> None:
             "umrf steps/s",
             "torchebm steps/s",
             "umrf / torchebm",
-            "umrf steps/s, YNN fusions off (÷ torchebm)",
+            "umrf steps/s, XLA default options (÷ torchebm)",
             "target: 3× torchebm, steps/s",
             "FLOP floor: max steps/s at peak",
             "umrf compile (s)",
@@ -327,9 +304,9 @@ def main() -> None:
         "2048³); the FLOP floor column divides it into the dense-layer FLOPs of one step "
         "(module docstring), so no implementation can exceed it; where the target column "
         "exceeds the floor, the target is out of reach on this machine. "
-        f"The 'YNN fusions off' column is umrf rerun in a child process with "
-        f"`XLA_FLAGS={NO_YNN_FLAGS}` (module docstring); the ratio column uses default "
-        "settings. "
+        "umrf steps/s uses umrf's defaults (on CPU, `umrf.training.CPU_COMPILER_OPTIONS`: "
+        "XLA's own dot kernels instead of the YNNPACK fusion); the 'XLA default options' "
+        "column is the same step compiled with `compiler_options=None`. "
         "One optimiser step = minibatch, loss, gradient, Adam update (lr 1e-3). umrf runs one "
         "jitted `umrf.training.train_step` per update (compile time excluded from steps/s, "
         "shown separately); torchebm runs eagerly. PCD: 20 Langevin steps, η = 0.01, replay "

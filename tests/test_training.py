@@ -199,6 +199,35 @@ def test_periodic_eval_and_no_recompile_on_new_params():
     assert [s for s, _ in h1.evals] == [2, 4, 6]
 
 
+def test_compiler_options_auto_none_and_explicit_agree():
+    """ "auto" is umrf's CPU dot choice; None and an explicit dict compile the same step."""
+    if jax.default_backend() == "cpu":
+        assert training._resolve_compiler_options("auto") == tuple(
+            training.CPU_COMPILER_OPTIONS.items()
+        )
+    opt = optax.adam(1e-2)
+    kw = dict(key=jax.random.key(3), num_steps=5, batch_size=32, progress=False)
+    runs = [
+        training.fit(
+            replay_cd_loss,
+            opt,
+            MLP_PARAMS,
+            DATA,
+            extra=BUFFER.init(jax.random.key(4)),
+            compiler_options=options,
+            **kw,
+        )[0]
+        for options in ("auto", None, dict(training.CPU_COMPILER_OPTIONS))
+    ]
+    leaves_equal(runs[0].params, runs[2].params)  # "auto" on CPU is that dict
+    for a, b in zip(
+        jax.tree_util.tree_leaves(runs[0].params),
+        jax.tree_util.tree_leaves(runs[1].params),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # different dot kernels
+
+
 def test_mmd_matches_brute_force_and_baseline():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 2))
@@ -230,6 +259,18 @@ def test_bad_inputs():
         training.fit(dsm_loss, optax.sgd(0.1), QUAD0, DATA, num_steps=1, batch_size=0, **kw)
     with pytest.raises(TypeError, match="optimizer"):
         training.fit(dsm_loss, "adam", QUAD0, DATA, num_steps=1, batch_size=2, **kw)
+    for bad, err in (("fast", ValueError), (["x"], TypeError)):
+        with pytest.raises(err, match="compiler_options"):
+            training.fit(
+                dsm_loss,
+                optax.sgd(0.1),
+                QUAD0,
+                DATA,
+                num_steps=1,
+                batch_size=2,
+                compiler_options=bad,
+                **kw,
+            )
     with pytest.raises(ValueError, match="data"):
         training.fit(
             dsm_loss,
