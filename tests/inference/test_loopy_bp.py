@@ -8,6 +8,7 @@ import pytest
 
 import umrf
 from umrf.models import DiscreteMRF, Factor
+from umrf.models._factor_groups import groups_for
 
 bp = umrf.inference.loopy_belief_propagation
 
@@ -114,6 +115,30 @@ def test_jit_vmap_no_recompile():
     batch = jax.tree_util.tree_map(lambda t: jnp.stack([t, 0.5 * t]), mrf)
     both = jax.vmap(lambda m: bp(m, num_iters=10, damping=0.0).log_partition)(batch)
     np.testing.assert_allclose(both, jnp.stack([a, b]), rtol=1e-5)
+
+
+def test_repeated_queries_reuse_packed_tables_and_new_values_are_seen():
+    """Packed tables are cached on the identity of the (immutable) leaves, never stale."""
+    mrf = chain_mrf(seed=7)
+    first = bp(mrf, num_iters=20, damping=0.0)
+    fg = groups_for(mrf)
+    packed = fg.tables(mrf)
+    assert fg.tables(mrf) is packed  # same model object: no repacking
+    # Same structure, one new table: a different leaf, so the tables are repacked.
+    changed = DiscreteMRF(
+        mrf.cardinalities,
+        [*mrf.factors[:-1], Factor(mrf.factors[-1].scope, jnp.array([3.0, 0.0, -3.0]))],
+    )
+    assert fg.tables(changed) is not packed
+    assert_matches_exact(changed, bp(changed, num_iters=20, damping=0.0))
+    assert_matches_exact(mrf, first)
+    again = bp(mrf, num_iters=20, damping=0.0)
+    np.testing.assert_array_equal(again.variables, first.variables)
+    # a bounded cache: older models are evicted
+    for seed in range(4):
+        other = jax.tree_util.tree_map(lambda t, s=seed: t + s, mrf)
+        fg.tables(other)
+    assert len(fg._packed) <= 2
 
 
 def test_bad_input_raises():

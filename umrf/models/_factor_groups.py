@@ -23,6 +23,9 @@ import numpy as np
 
 from umrf.models._discrete_mrf import DiscreteMRF
 
+# Packed tables kept per model structure (see FactorGroups.tables).
+_PACKED_CACHE_SIZE = 2
+
 
 class FactorGroup(NamedTuple):
     """Factors of one arity, tables padded to a common shape.
@@ -102,6 +105,9 @@ class FactorGroups:
         self.state_mask = np.arange(self.max_card)[None, :] < cards[:, None]
         self.pack_index = _pack_index(self, flat_offsets(mrf))
         self.plans: dict[str, Any] = {}  # per-algorithm static data, built once per structure
+        # The last few packings of concrete tables, keyed on the identity of the leaves
+        # (see tables()); each entry holds its leaves, so an id cannot be reused.
+        self._packed: OrderedDict[tuple, tuple[tuple, list[jax.Array]]] = OrderedDict()
 
     def tables(self, mrf: DiscreteMRF, pad_value: float = -np.inf) -> list[jax.Array]:
         """Stacked log-potential tables, one ``(F_g, K_1, …, K_m)`` array per group.
@@ -112,20 +118,37 @@ class FactorGroups:
         When no log-potential is a tracer (the usual eager call), the tables are
         packed in numpy and moved to the device as one array per group, so no
         per-factor operation enters any compiled program (XLA compiles a
-        concatenation of thousands of operands very slowly). Under an outer
-        ``jit``/``grad``/``vmap`` the leaves are tracers and the tables are
-        stacked with ``jnp`` ops instead, so derivatives and batching flow through.
+        concatenation of thousands of operands very slowly). That packing is a
+        Python loop over the factors (about 2 µs each), so the last few results
+        are kept, keyed on the identity of the log-potential leaves: jax arrays
+        are immutable, so the same leaf objects mean the same tables, and a model
+        queried again (other settings, more iterations) is not repacked. Under
+        an outer ``jit``/``grad``/``vmap`` the leaves are tracers and the tables
+        are stacked with ``jnp`` ops instead, so derivatives and batching flow
+        through.
         """
         fs = mrf.factors
         if not any(isinstance(f.log_potential, jax.core.Tracer) for f in fs):
+            leaves = tuple(f.log_potential for f in fs)
+            cacheable = all(isinstance(x, jax.Array) for x in leaves)  # immutable leaves only
+            key = (tuple(map(id, leaves)), float(pad_value)) if cacheable else None
+            hit = self._packed.get(key) if cacheable else None
+            if hit is not None:
+                self._packed.move_to_end(key)
+                return hit[1]
             # jnp.result_type is a join: one representative per (type, dtype, weak
             # type) gives the same answer without visiting thousands of leaves.
             reps = {
                 (type(x), getattr(x, "dtype", None), getattr(x, "weak_type", None)): x
-                for x in (f.log_potential for f in fs)
+                for x in leaves
             }
             dtype = jnp.result_type(*reps.values(), jnp.float32)
-            return [jnp.asarray(t) for t in self._host_tables(mrf, dtype, pad_value)]
+            packed = [jnp.asarray(t) for t in self._host_tables(mrf, dtype, pad_value)]
+            if cacheable:
+                self._packed[key] = (leaves, packed)
+                while len(self._packed) > _PACKED_CACHE_SIZE:
+                    self._packed.popitem(last=False)
+            return packed
         dtype = jnp.result_type(*(f.log_potential for f in fs), jnp.float32)
         out = []
         for g in self.groups:
