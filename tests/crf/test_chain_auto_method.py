@@ -1,9 +1,10 @@
-"""The default ``method="auto"`` forward: fast scaled recursion, exact by its guard.
+"""The default ``method="auto"``: fast scaled recursion, exact by its guard.
 
-Cases where the unguarded ``"scaled"`` recursion is wrong show that the guard
-trips and the log-space answer is returned, alone, under ``jit``, ``vmap``
-(one decision per batch) and nested ``vmap``; a property test over score
-scales up to thousands of nats checks ``auto == sequential`` everywhere.
+Cases where the unguarded ``"scaled"`` recursion is wrong (value or gradient)
+show that the guard trips and the log-space answer is returned, alone, under
+``jit``, ``vmap`` (one decision per batch) and nested ``vmap``; a property
+test over score scales up to thousands of nats checks ``auto == sequential``
+for values and gradients.
 """
 
 import hypothesis.strategies as st
@@ -16,6 +17,7 @@ from umrf.crf import chain_log_likelihood, chain_log_partition, chain_marginals
 from umrf.crf._forward import log_partition_guarded
 
 LOGZ = jax.jit(chain_log_partition, static_argnames="method")
+GRAD = jax.jit(jax.grad(chain_log_partition, argnums=(0, 1)), static_argnames="method")
 BATCH_LOGZ = jax.jit(
     jax.vmap(
         lambda e, A, m, method: chain_log_partition(e, A, m, method=method), (0, None, 0, None)
@@ -69,7 +71,8 @@ def test_batch_with_one_untrusted_sequence_matches_sequential():
     np.testing.assert_allclose(nested.reshape(-1), seq, rtol=1e-6)
 
 
-def test_gradients_and_hessian_come_from_the_log_space_recursion():
+def test_gradients_match_log_space_and_hessian_is_exact():
+    """First derivatives through the guarded recursion; second ones from log space."""
     rng = np.random.default_rng(1)
     B, L, K = 4, 9, 3
     e = jnp.asarray(rng.normal(size=(B, L, K)), jnp.float32)
@@ -77,14 +80,14 @@ def test_gradients_and_hessian_come_from_the_log_space_recursion():
     tags = jnp.asarray(rng.integers(0, K, size=(B, L)))
     mask = jnp.asarray(np.arange(L)[None] < np.array([[L], [4], [1], [7]]))
 
-    def loss(A, method):
+    def loss(e, A, method):
         ll = jax.vmap(lambda e_, y_, m_: chain_log_likelihood(e_, A, y_, m_, method=method))
         return -jnp.mean(ll(e, tags, mask))
 
-    g_auto = jax.jit(jax.grad(loss), static_argnums=1)(A, "auto")
-    g_seq = jax.jit(jax.grad(loss), static_argnums=1)(A, "sequential")
-    np.testing.assert_allclose(g_auto, g_seq, rtol=1e-5, atol=1e-7)
-    assert np.isfinite(np.asarray(g_auto)).all()
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)
+    for g_auto, g_seq in zip(grad(e, A, "auto"), grad(e, A, "sequential"), strict=True):
+        np.testing.assert_allclose(g_auto, g_seq, atol=2e-6)
+        assert np.isfinite(np.asarray(g_auto)).all()
     hess = jax.hessian(lambda s: chain_log_partition(e[0], A, start=s))(jnp.zeros(K))
     hess_seq = jax.hessian(lambda s: chain_log_partition(e[0], A, start=s, method="sequential"))(
         jnp.zeros(K)
@@ -93,6 +96,27 @@ def test_gradients_and_hessian_come_from_the_log_space_recursion():
     m_auto = chain_marginals(e[0], A)
     m_seq = chain_marginals(e[0], A, method="sequential")
     np.testing.assert_allclose(m_auto.nodes, m_seq.nodes, atol=1e-6)
+
+
+def test_gradient_of_a_batch_with_an_untrusted_sequence_falls_back():
+    """The batch's gradient rows come from log space where the guard trips."""
+    bad, A, _ = _underflow_case()
+    rng = np.random.default_rng(3)
+    e = jnp.asarray(rng.normal(size=(3, 2, 2)), jnp.float32).at[1].set(bad)
+
+    def total(e, method):
+        return jnp.sum(jax.vmap(lambda e_: chain_log_partition(e_, A, method=method))(e))
+
+    grad = jax.jit(jax.grad(total), static_argnums=1)
+    g_auto, g_seq, g_scaled = grad(e, "auto"), grad(e, "sequential"), grad(e, "scaled")
+    assert not np.allclose(g_scaled[1], g_seq[1])  # the unguarded gradient is wrong there
+    np.testing.assert_allclose(g_auto, g_seq, atol=1e-6)
+    # Alone (no vmap) the same fallback happens through lax.cond.
+    np.testing.assert_allclose(
+        jax.grad(chain_log_partition)(bad, A),
+        jax.grad(chain_log_partition)(bad, A, method="sequential"),
+        atol=1e-6,
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -119,6 +143,10 @@ def test_auto_equals_sequential_at_any_score_scale(seed, scale, forbid, x64):
         else:
             tol = (2e-6 if x64 else 2e-5) * max(1.0, abs(float(seq)))
             np.testing.assert_allclose(auto, seq, atol=tol, rtol=0)
+        # Gradients are marginal probabilities: compared in absolute terms.
+        g_auto, g_seq = GRAD(e, A, method="auto"), GRAD(e, A, method="sequential")
+        for a, b in zip(g_auto, g_seq, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-9 if x64 else 1e-4, rtol=0)
 
 
 def test_guard_stays_quiet_on_ordinary_scores():

@@ -41,8 +41,10 @@ masks) by ``jax.vmap``, e.g.
   reachable label's probability relative to the most likely one drops below
   about ``1e-24`` (55 nats) in float32, or finite transition scores span
   more than that; then that call costs both passes. Under ``jax.vmap`` the
-  fallback is decided once for the whole batch. Gradients (and
-  :func:`chain_marginals`) use the log-space recursion.
+  fallback is decided once for the whole batch. First derivatives (the
+  training gradient) go through the same guarded recursion with the same
+  fallback; :func:`chain_marginals` and higher derivatives use the log-space
+  recursion.
 * ``"sequential"``: the forward algorithm (Rabiner 1989) in log
   space, ``α_t(j) = e_{t,j} + log Σ_i exp(α_{t-1}(i) + A_{ij})``; exact for
   any finite or ``-inf`` scores; ``O(L K²)`` work in ``L`` sequential steps,

@@ -28,15 +28,21 @@ With ``tiny`` the smallest normal float and ``eps`` the machine epsilon:
   flagged and the exact log-space result is used instead.
 
 ``θ_t`` is about ``4e-29`` (65 nats) for 20 labels in float32 and about 660
-nats in float64. Because ``S_t(k) ≥ P_{i*k}`` for the current most likely
-label ``i*``, the guard cannot trip while finite transition scores span less
-than that, whatever the emissions; with ``-inf`` transitions it trips only
-when every allowed predecessor of a reachable label is that improbable.
+nats in float64 when ``n_{t-1} ≥ 1``. Since ``S_t(k) ≥ P_{i*k}`` for the
+current most likely label ``i*``, and ``n_{t-1} ≥ P_{i*k*}`` when the most
+likely emission label ``k*`` is reachable, the guard cannot trip while the
+finite transition scores span less than about half that (30 nats in float32,
+330 in float64), however wide the emission scores; in practice it stays quiet
+far beyond (the tests check scores of scale 10). With ``-inf`` transitions it
+trips only when every allowed predecessor of a reachable label is improbable.
 When it trips, the answer is still exact, only slower.
 Under ``jax.vmap`` the fallback is decided once per batch (a
 ``jax.custom_batching.custom_vmap`` rule), so an all-clear batch never runs
-the log-space pass; derivatives (the marginals) always come from the
-log-space recursion, through a ``jax.custom_jvp`` rule.
+the log-space pass. First derivatives (a ``jax.custom_jvp`` rule) are
+reverse-mode through the guarded recursion, trusted together with the value
+(when nothing underflowed that matters for ``Z``, nothing that matters for a
+marginal did either) and batched the same way; second and higher derivatives
+come from the log-space recursion.
 """
 
 from __future__ import annotations
@@ -210,41 +216,92 @@ def _log_partition_exact(e, trans, mask, start, end):
     return logsumexp_last(a + end)
 
 
-@jax.custom_batching.custom_vmap
-def _log_partition_auto_primal(e, trans, mask, start, end):
-    logz, trusted = log_partition_guarded(e, trans, mask, start, end)
-    return jax.lax.cond(
-        trusted, lambda: logz, lambda: _log_partition_exact(e, trans, mask, start, end)
-    )
+_DIFF_ARGS = (0, 1, 3, 4)  # emissions, transitions, start, end (not the mask)
 
 
-@_log_partition_auto_primal.def_vmap
-def _log_partition_auto_batched(axis_size, in_batched, e, trans, mask, start, end):
-    del axis_size
-    axes = tuple(0 if b else None for b in in_batched)
-    args = (e, trans, mask, start, end)
-    logz, trusted = jax.vmap(log_partition_guarded, in_axes=axes)(*args)
+def _value_and_grad_guarded(e, trans, mask, start, end):
+    """``(log Z, ∇ log Z)`` by reverse-mode through the guarded scaled recursion.
 
-    def with_fallback():
-        exact = jax.vmap(_log_partition_exact, in_axes=axes)(*args)
-        return jnp.where(trusted, logz, exact)
+    The gradient is trusted with the value: when no column sum fell below
+    ``θ_t``, every path mass lost to underflow is negligible against ``Z``, so
+    the marginals (the gradient) are accurate to rounding in absolute terms.
+    ``log Z = -inf`` (nothing allowed) and any non-finite gradient are left to
+    the log-space recursion, whose gradient is zero there.
+    """
+    (logz, trusted), grads = jax.value_and_grad(
+        log_partition_guarded, argnums=_DIFF_ARGS, has_aux=True
+    )(e, trans, mask, start, end)
+    finite = jnp.isfinite(logz)
+    for g in grads:
+        finite &= jnp.all(jnp.isfinite(g))
+    return (logz, grads), trusted & finite
 
-    # One decision for the whole batch: an all-clear batch skips the log-space pass.
-    return jax.lax.cond(jnp.all(trusted), lambda: logz, with_fallback), True
+
+def _value_and_grad_exact(e, trans, mask, start, end):
+    return jax.value_and_grad(_log_partition_exact, argnums=_DIFF_ARGS)(e, trans, mask, start, end)
+
+
+def _guarded(fast, exact):
+    """``fast(*args) -> (out, trusted)`` with ``exact(*args) -> out`` where not trusted.
+
+    Alone: ``lax.cond`` on ``trusted``. Under ``jax.vmap`` (a
+    ``custom_vmap`` rule) the fast pass runs on the whole batch and the exact
+    pass only if some sequence is not trusted, then only its rows are used,
+    instead of the ``select`` (both branches, always) that batching a
+    ``lax.cond`` would give.
+    """
+
+    @jax.custom_batching.custom_vmap
+    def run(*args):
+        out, trusted = fast(*args)
+        return jax.lax.cond(trusted, lambda: out, lambda: exact(*args))
+
+    @run.def_vmap
+    def run_batched(axis_size, in_batched, *args):
+        del axis_size
+        axes = tuple(0 if b else None for b in in_batched)
+        out, trusted = jax.vmap(fast, in_axes=axes)(*args)
+
+        def with_fallback():
+            ref = jax.vmap(exact, in_axes=axes)(*args)
+
+            def pick(a, b):
+                return jnp.where(trusted.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+
+            return jax.tree_util.tree_map(pick, out, ref)
+
+        # One decision for the whole batch: an all-clear batch skips the log-space pass.
+        res = jax.lax.cond(jnp.all(trusted), lambda: out, with_fallback)
+        return res, jax.tree_util.tree_map(lambda _: True, res)
+
+    return run
+
+
+_log_partition_fast_or_exact = _guarded(log_partition_guarded, _log_partition_exact)
+_value_and_grad_fast_or_exact = _guarded(_value_and_grad_guarded, _value_and_grad_exact)
+
+
+@jax.custom_jvp
+def _value_and_grad_auto(e, trans, mask, start, end):
+    return _value_and_grad_fast_or_exact(e, trans, mask, start, end)
+
+
+@_value_and_grad_auto.defjvp
+def _value_and_grad_auto_jvp(primals, tangents):
+    # Second and higher derivatives come from the log-space recursion.
+    return jax.jvp(_value_and_grad_exact, primals, tangents)
 
 
 @jax.custom_jvp
 def log_partition_auto(e, trans, mask, start, end):
     """``log Z`` by the guarded scaled forward, exact log-space fallback (method ``"auto"``)."""
-    return _log_partition_auto_primal(e, trans, mask, start, end)
+    return _log_partition_fast_or_exact(e, trans, mask, start, end)
 
 
 @log_partition_auto.defjvp
 def _log_partition_auto_jvp(primals, tangents):
     e, trans, mask, start, end = primals
     de, dtrans, _, dstart, dend = tangents
-    logz, grads = jax.value_and_grad(_log_partition_exact, argnums=(0, 1, 3, 4))(
-        e, trans, mask, start, end
-    )
+    logz, grads = _value_and_grad_auto(e, trans, mask, start, end)
     tangent = sum(jnp.sum(g * d) for g, d in zip(grads, (de, dtrans, dstart, dend), strict=True))
     return logz, tangent
