@@ -147,6 +147,56 @@ def bench_chain(B, L, K, repeats, peers):
     return rows
 
 
+def bench_training(B, L, K, repeats):
+    """Mean NLL and its gradient w.r.t. emissions and transitions (one training step's CRF work)."""
+    e, A, s, f, tags = make_problem(B, L, K)
+    rows, grads = [], {}
+    for method in METHODS:
+
+        def loss(e, A, method=method):
+            return umrf.losses.crf_negative_log_likelihood(e, A, tags, None, s, f, method=method)
+
+        fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+        first, run, (value, g) = time_jax(fn, e, A, repeats=repeats)
+        grads[method] = (float(value), np.asarray(g[0]), np.asarray(g[1]))
+        rows.append([f"umrf ({method})", first, run * 1e3])
+    ref = grads["sequential"]
+    for method in METHODS:
+        np.testing.assert_allclose(grads[method][1], ref[1], atol=1e-5)
+        np.testing.assert_allclose(grads[method][2], ref[2], rtol=1e-4, atol=1e-5)
+    try:
+        import torch
+        from torchcrf import CRF
+
+        crf = CRF(K, batch_first=True)
+        with torch.no_grad():
+            crf.transitions.copy_(torch.from_numpy(A))
+            crf.start_transitions.copy_(torch.from_numpy(s))
+            crf.end_transitions.copy_(torch.from_numpy(f))
+        em = torch.from_numpy(e).requires_grad_(True)
+        tg = torch.from_numpy(tags).long()
+
+        def run_torch():
+            crf.zero_grad()
+            em.grad = None
+            value = -crf(em, tg, reduction="mean")
+            value.backward()
+            return float(value.detach()), em.grad.numpy(), crf.transitions.grad.numpy()
+
+        t0 = time.perf_counter()
+        value, ge, ga = run_torch()
+        first = time.perf_counter() - t0
+        np.testing.assert_allclose(value, ref[0], rtol=1e-4)
+        np.testing.assert_allclose(ge, ref[1], atol=1e-5)
+        np.testing.assert_allclose(ga, ref[2], rtol=1e-3, atol=1e-4)
+        run, _ = time_python(run_torch, repeats=max(1, repeats // 2), warmup=0)
+        rows.append(["pytorch-crf (torchcrf.CRF, autograd)", first, run * 1e3])
+    except Exception as exc:  # noqa: BLE001 - report the peer's failure honestly
+        rows.append(["pytorch-crf", f"failed: {type(exc).__name__}: {exc}"[:120], "-"])
+    base = rows[0][2]
+    return [r + [r[2] / base if isinstance(r[2], float) else "-"] for r in rows]
+
+
 def bench_mean_field(B, size, C, iters, repeats):
     rng = np.random.default_rng(0)
     z = rng.normal(size=(B, size, size, C)).astype(np.float32)
@@ -177,6 +227,14 @@ def main(argv=None):
         text.append(f"### Log-likelihood + Viterbi, batch {B} × length {L} × {K} labels\n")
         text.append(table(rows, headers) + "\n")
         print(text[-2] + text[-1])
+    B, L, K = configs[0]
+    train_rows = bench_training(B, L, K, repeats)
+    text.append(
+        f"### Training step's CRF work: mean NLL + gradient, batch {B} × length {L} × {K} labels\n"
+    )
+    train_headers = ["library", "first call s", "run ms", "time ÷ umrf (auto)"]
+    text.append(table(train_rows, train_headers) + "\n")
+    print(text[-2] + text[-1])
     mf_rows = bench_mean_field(1, 64 if args.quick else 256, 21, 5, repeats)
     if not args.quick:
         mf_rows += bench_mean_field(4, 256, 21, 5, 3)
