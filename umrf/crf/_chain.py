@@ -37,10 +37,12 @@ masks) by ``jax.vmap``, e.g.
 * ``"auto"`` (default): the ``"scaled"`` recursion below with an exactness
   guard, falling back to ``"sequential"`` for any sequence the guard cannot
   vouch for, so the result always equals ``"sequential"`` up to rounding
-  (the argument is in :mod:`umrf.crf._forward`). The guard trips only when a
-  reachable label's probability relative to the most likely one drops below
-  about ``1e-24`` (55 nats) in float32, or finite transition scores span
-  more than that; then that call costs both passes. Under ``jax.vmap`` the
+  (the argument is in :mod:`umrf.crf._forward`). The guard trips only when
+  the mass flowing into a reachable label (before its emission score) falls
+  about 65 nats below the step's scale in float32 (660 in float64): in
+  practice only when finite transition scores span tens of nats, or ``-inf``
+  transitions leave a label with only improbable predecessors; wide emission
+  scores alone do not trip it. A tripped call costs both passes. Under ``jax.vmap`` the
   fallback is decided once for the whole batch. First derivatives (the
   training gradient) go through the same guarded recursion with the same
   fallback; :func:`chain_marginals` and higher derivatives use the log-space
