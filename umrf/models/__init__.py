@@ -1,5 +1,6 @@
 """Energies and model containers; each model is a pytree that is its own ``params``."""
 
+from umrf.models._activations import silu
 from umrf.models._bayesian_network import from_bayesian_network
 from umrf.models._discrete_mrf import DiscreteMRF, Factor
 from umrf.models._gaussian import Gaussian
@@ -28,6 +29,7 @@ __all__ = [
     "NoiseConditionalMLPScore",
     "nnx_energy",
     "nnx_score",
+    "silu",
     "DiscreteMRF",
     "Factor",
     "from_bayesian_network",

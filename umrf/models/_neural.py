@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from umrf.models._activations import silu
+
 EnergyFn = Callable[..., jax.Array]
 
 
@@ -166,7 +168,7 @@ def _check_sizes(in_features: int, hidden_features: Sequence[int]) -> tuple[int,
 class MLPEnergy(nnx.Module):
     r"""MLP energy ``E(x) = MLP(x) + ½ γ ‖x‖²`` on flat vectors.
 
-    A smooth activation (default SiLU/swish) keeps ``∇ₓE`` and ``∇²ₓE``
+    A smooth activation (default :func:`umrf.models.silu`, SiLU/swish) keeps ``∇ₓE`` and ``∇²ₓE``
     informative, which Langevin sampling and score matching need. The
     optional confinement ``γ > 0`` makes ``exp(-E)`` normalisable whatever
     the network does far from the data and stops Langevin chains from
@@ -192,7 +194,7 @@ class MLPEnergy(nnx.Module):
         in_features: int,
         hidden_features: Sequence[int] = (128, 128),
         *,
-        activation: Callable[[jax.Array], jax.Array] = nnx.swish,
+        activation: Callable[[jax.Array], jax.Array] = silu,
         confinement: float = 0.0,
         fourier_features: int = 0,
         fourier_scale: float = 1.0,
@@ -243,7 +245,7 @@ class NoiseConditionalMLPEnergy(nnx.Module):
         in_features: int,
         hidden_features: Sequence[int] = (128, 128),
         *,
-        activation: Callable[[jax.Array], jax.Array] = nnx.swish,
+        activation: Callable[[jax.Array], jax.Array] = silu,
         fourier_features: int = 0,
         fourier_scale: float = 1.0,
         rngs: nnx.Rngs,
@@ -283,7 +285,7 @@ class MLPScore(nnx.Module):
         in_features: int,
         hidden_features: Sequence[int] = (128, 128),
         *,
-        activation: Callable[[jax.Array], jax.Array] = nnx.swish,
+        activation: Callable[[jax.Array], jax.Array] = silu,
         fourier_features: int = 0,
         fourier_scale: float = 1.0,
         rngs: nnx.Rngs,
@@ -326,7 +328,7 @@ class NoiseConditionalMLPScore(nnx.Module):
         in_features: int,
         hidden_features: Sequence[int] = (128, 128),
         *,
-        activation: Callable[[jax.Array], jax.Array] = nnx.swish,
+        activation: Callable[[jax.Array], jax.Array] = silu,
         fourier_features: int = 0,
         fourier_scale: float = 1.0,
         rngs: nnx.Rngs,
