@@ -12,7 +12,9 @@ Two training losses, each a full optimiser step (loss, gradient, Adam update):
   (``-∇ₓE``, a double backward). torchebm: ``DenoisingScoreMatching``; umrf:
   ``losses.denoising_score_matching(umrf.score(energy_fn), ...)``.
 
-The energy is the same SiLU MLP ``d → h → h → 1`` in both libraries. umrf's
+The energy is the same SiLU MLP ``d → h → h → 1`` in both libraries
+(umrf's ``MLPEnergy`` uses ``umrf.models.silu``, the same function with
+closed-form derivatives; torch uses ``torch.nn.SiLU``). umrf's
 step is one jitted ``umrf.training.train_step`` per update (compile time is
 reported separately); torchebm runs eagerly. Steps per second are medians of
 repeated timed blocks.
