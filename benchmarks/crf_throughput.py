@@ -59,16 +59,24 @@ def umrf_fn(method):
     return jax.jit(fn)
 
 
-def pytorch_crf_runner(e, A, s, f, tags):
+def pytorch_crf_layer(A, s, f):
+    """A ``torchcrf.CRF`` holding umrf's transitions, start and end scores."""
     import torch
     from torchcrf import CRF
 
-    B, L, K = e.shape
-    crf = CRF(K, batch_first=True)
+    crf = CRF(A.shape[0], batch_first=True)
     with torch.no_grad():
         crf.transitions.copy_(torch.from_numpy(A))
         crf.start_transitions.copy_(torch.from_numpy(s))
         crf.end_transitions.copy_(torch.from_numpy(f))
+    return crf
+
+
+def pytorch_crf_runner(e, A, s, f, tags):
+    import torch
+
+    B, L, K = e.shape
+    crf = pytorch_crf_layer(A, s, f)
     em, tg = torch.from_numpy(e), torch.from_numpy(tags).long()
     mask = torch.ones(B, L, dtype=torch.bool)
 
@@ -166,13 +174,8 @@ def bench_training(B, L, K, repeats):
         np.testing.assert_allclose(grads[method][2], ref[2], rtol=1e-4, atol=1e-5)
     try:
         import torch
-        from torchcrf import CRF
 
-        crf = CRF(K, batch_first=True)
-        with torch.no_grad():
-            crf.transitions.copy_(torch.from_numpy(A))
-            crf.start_transitions.copy_(torch.from_numpy(s))
-            crf.end_transitions.copy_(torch.from_numpy(f))
+        crf = pytorch_crf_layer(A, s, f)
         em = torch.from_numpy(e).requires_grad_(True)
         tg = torch.from_numpy(tags).long()
 

@@ -15,17 +15,6 @@ from umrf.samplers._lattice_gibbs import _fixed_point, lazy_less
 NUM_CHAINS = 64
 
 
-def assert_mc_close(draws, exact, *, z=5.0, floor=2e-3, what=""):
-    """|sample mean - exact| <= z * sqrt(var / ESS) + floor for every statistic."""
-    draws = np.asarray(draws, np.float64)
-    mean = draws.mean(axis=(0, 1))
-    var = draws.var(axis=(0, 1))
-    ess = np.asarray(umrf.samplers.effective_sample_size(jnp.asarray(draws, jnp.float32)))
-    se = np.sqrt(var / np.maximum(ess, 1.0))
-    err = np.abs(mean - np.asarray(exact))
-    assert np.all(err <= z * se + floor), (what, float(np.max(err - z * se)), mean, exact)
-
-
 # ------------------------------------------------------------------ exact enumeration (numpy)
 ALL_4x4 = np.asarray(list(itertools.product([-1, 1], repeat=16)), np.int8).reshape(-1, 4, 4)
 
@@ -90,7 +79,9 @@ def ising_4x4_alg():
 
 
 @pytest.mark.parametrize("beta", [0.2, 0.4407, 0.7])
-def test_fast_ising_energy_and_magnetisation_across_transition(ising_4x4_alg, beta):
+def test_fast_ising_energy_and_magnetisation_across_transition(
+    ising_4x4_alg, beta, assert_mc_close
+):
     model = ising((4, 4), coupling=beta)
     ref = exact_ising_4x4(beta)
     x0 = jnp.where(jax.random.bernoulli(jax.random.key(1), 0.5, (NUM_CHAINS, 4, 4)), 1, -1)
@@ -151,7 +142,7 @@ def test_one_sweep_transition_is_exact(per_site):
     assert not bool(jnp.any(info.diverged))
 
 
-def test_fast_ising_equals_generic_gibbs_in_distribution():
+def test_fast_ising_equals_generic_gibbs_in_distribution(assert_mc_close):
     """Both samplers hit the exact per-site and bond statistics of an open lattice with fields."""
     rng = np.random.default_rng(5)
     h = rng.normal(scale=0.4, size=(3, 5))
@@ -195,7 +186,7 @@ def test_fixed_point_thresholds_are_exact():
     assert np.array_equal(lazy, a * 65536 + b < th * 65536 + tl)
 
 
-def test_potts_lattice_sampler_matches_exact():
+def test_potts_lattice_sampler_matches_exact(assert_mc_close):
     model = potts((3, 3), 3, coupling=0.8, field=jnp.array([0.3, 0.0, -0.2]), periodic=False)
     exact = umrf.inference.marginals(model.to_discrete_mrf())
     alg = umrf.samplers.gibbs(model)

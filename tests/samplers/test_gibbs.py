@@ -12,17 +12,6 @@ from umrf.models import DiscreteMRF, Factor
 NUM_CHAINS = 64
 
 
-def assert_mc_close(draws, exact, *, z=5.0, floor=2e-3, what=""):
-    """|sample mean - exact| <= z * sqrt(var / ESS) + floor for every statistic."""
-    draws = np.asarray(draws, np.float64)
-    mean = draws.mean(axis=(0, 1))
-    var = draws.var(axis=(0, 1))
-    ess = np.asarray(umrf.samplers.effective_sample_size(jnp.asarray(draws, jnp.float32)))
-    se = np.sqrt(var / np.maximum(ess, 1.0))
-    err = np.abs(mean - np.asarray(exact))
-    assert np.all(err <= z * se + floor), (what, float(np.max(err - z * se)), mean, exact)
-
-
 def random_start(key, cards, num_chains=NUM_CHAINS):
     maxval = jnp.broadcast_to(jnp.asarray(cards), (num_chains, len(cards)))
     return jax.random.randint(key, (num_chains, len(cards)), 0, maxval)
@@ -47,7 +36,7 @@ def ising_alg():
 
 
 @pytest.mark.parametrize("beta", [0.2, 0.4407, 0.6])
-def test_ising_4x4_marginals_and_pairs_match_exact(ising_alg, beta):
+def test_ising_4x4_marginals_and_pairs_match_exact(ising_alg, beta, assert_mc_close):
     mrf = ising_mrf(beta)  # same structure: the compiled sampler is reused
     exact = umrf.inference.marginals(mrf)
     _, pos = run(ising_alg, mrf, jax.random.key(10), 1500)
@@ -59,7 +48,7 @@ def test_ising_4x4_marginals_and_pairs_match_exact(ising_alg, beta):
     assert_mc_close(same, p_same, what="P(x_i = x_j) on bonds")
 
 
-def test_potts_3x3_three_states_matches_exact():
+def test_potts_3x3_three_states_matches_exact(assert_mc_close):
     model = umrf.models.potts(
         (3, 3), 3, coupling=0.8, field=jnp.array([0.3, 0.0, -0.2]), periodic=False
     )
@@ -91,7 +80,7 @@ def random_factor_graph(seed=0):
     return DiscreteMRF(cards, factors)
 
 
-def test_random_factor_graph_with_three_way_factor():
+def test_random_factor_graph_with_three_way_factor(assert_mc_close):
     mrf = random_factor_graph()
     exact = umrf.inference.marginals(mrf)
     alg = umrf.samplers.gibbs(mrf)
@@ -108,7 +97,7 @@ def test_random_factor_graph_with_three_way_factor():
     assert not np.any((pos[..., 2] == 1) & (pos[..., 3] == 1)), "hard zero visited"
 
 
-def test_evidence_is_clamped_and_conditional_is_exact():
+def test_evidence_is_clamped_and_conditional_is_exact(assert_mc_close):
     mrf = random_factor_graph(1)
     alg = umrf.samplers.gibbs(mrf, evidence={1: 2, 4: 0})
     # exact conditional: add hard unary constraints for the evidence

@@ -152,10 +152,8 @@ def log_partition(e, trans, mask, start, end, method):
     if method == "scaled":
         return log_partition_scaled(e, trans, mask, start, end)
     if method == "parallel":
-        a = forward_parallel(e, trans, mask, start)[-1]
-    else:
-        a, _ = forward_sequential(e, trans, mask, start, return_alphas=False)
-    return logsumexp_last(a + end)
+        return logsumexp_last(forward_parallel(e, trans, mask, start)[-1] + end)
+    return _log_partition_exact(e, trans, mask, start, end)
 
 
 def log_partition_guarded(e, trans, mask, start, end):
