@@ -49,7 +49,7 @@ def test_jit_and_size_guard():
         np.asarray(jax.jit(enumerate_joint)(mrf)), np.asarray(enumerate_joint(mrf)), rtol=1e-6
     )
     big = DiscreteMRF([2] * 30, [])
-    with pytest.raises(ValueError, match="max_size"):
+    with pytest.raises(ValueError, match="max_table_size"):
         enumerate_joint(big)
     with pytest.raises(TypeError, match="DiscreteMRF"):
         enumerate_joint(np.zeros(3))

@@ -8,7 +8,7 @@ import pytest
 
 import umrf
 from umrf.models import DiscreteMRF, Factor
-from umrf.models._factor_groups import groups_for
+from umrf._structure import groups_for
 
 bp = umrf.inference.loopy_belief_propagation
 

@@ -20,23 +20,23 @@ DEFAULT_MAX_JOINT_SIZE = 2**22
 
 
 def unnormalized_log_joint(
-    mrf: DiscreteMRF, *, max_size: int = DEFAULT_MAX_JOINT_SIZE
+    mrf: DiscreteMRF, *, max_table_size: int = DEFAULT_MAX_JOINT_SIZE
 ) -> jax.Array:
     """The table ``Σ_k θ_k(x_{C_k})`` of shape ``cardinalities`` (``−E(x)`` for every ``x``).
 
     Raises:
       TypeError: ``mrf`` is not a ``DiscreteMRF``.
-      ValueError: the table would have more than ``max_size`` entries.
+      ValueError: the table would have more than ``max_table_size`` entries.
     """
     if not isinstance(mrf, DiscreteMRF):
         raise TypeError(f"`mrf` must be a umrf.models.DiscreteMRF; got {type(mrf).__name__}.")
     cards = mrf.cardinalities
     size = math.prod(cards)
-    if size > max_size:
+    if size > max_table_size:
         raise ValueError(
-            f"The joint table of this model has {size:,} entries, above `max_size`={max_size:,}; "
+            f"The joint table of this model has {size:,} entries, above `max_table_size`={max_table_size:,}; "
             "enumeration is for tiny models (use umrf.inference.log_partition / marginals), or "
-            "raise `max_size`."
+            "raise `max_table_size`."
         )
     tables = [f.log_potential for f in mrf.factors]
     dtype = jnp.result_type(*tables, jnp.float32) if tables else jnp.float32
@@ -50,14 +50,14 @@ def unnormalized_log_joint(
 
 
 def enumerate_joint(
-    mrf: DiscreteMRF, *, log: bool = False, max_size: int = DEFAULT_MAX_JOINT_SIZE
+    mrf: DiscreteMRF, *, log: bool = False, max_table_size: int = DEFAULT_MAX_JOINT_SIZE
 ) -> jax.Array:
     """The exact joint ``p(x)`` as a table of shape ``cardinalities`` (brute force).
 
     Args:
       mrf: a small model.
       log: return ``log p(x)`` instead of ``p(x)``.
-      max_size: refuse models with more than this many configurations.
+      max_table_size: refuse models with more than this many configurations.
 
     Returns:
       The normalised joint (axis ``i`` is variable ``i``). When ``Z = 0``
@@ -74,7 +74,7 @@ def enumerate_joint(
       >>> enumerate_joint(mrf).tolist()
       [0.25, 0.75]
     """
-    table = unnormalized_log_joint(mrf, max_size=max_size)
+    table = unnormalized_log_joint(mrf, max_table_size=max_table_size)
     flat = jnp.reshape(table, (-1,))
     log_z = safe_logsumexp(flat, 0)
     safe_z = jnp.where(jnp.isfinite(log_z), log_z, jnp.zeros_like(log_z))

@@ -37,7 +37,7 @@ def independence_gap(
     B: int | Iterable[int],
     C: int | Iterable[int] = (),
     *,
-    max_size: int = DEFAULT_MAX_JOINT_SIZE,
+    max_table_size: int = DEFAULT_MAX_JOINT_SIZE,
 ) -> jax.Array:
     """``max_{a,b,c: p(c)>0} |p(a, b | c) − p(a | c) p(b | c)|`` from the exact joint.
 
@@ -48,7 +48,7 @@ def independence_gap(
       A: a non-empty set of variables (an int is one variable).
       B: a non-empty set of variables, disjoint from ``A``.
       C: the conditioning variables (possibly empty), disjoint from ``A`` and ``B``.
-      max_size: refuse joints with more configurations than this.
+      max_table_size: refuse joints with more configurations than this.
 
     Raises:
       ValueError: unknown, repeated or overlapping variables, or an empty ``A``/``B``.
@@ -62,7 +62,7 @@ def independence_gap(
     for (n1, s1), (n2, s2) in ((("A", a), ("B", b)), (("A", a), ("C", c)), (("B", b), ("C", c))):
         if set(s1) & set(s2):
             raise ValueError(f"`{n1}` and `{n2}` overlap in {sorted(set(s1) & set(s2))}.")
-    p = enumerate_joint(mrf, max_size=max_size)
+    p = enumerate_joint(mrf, max_table_size=max_table_size)
     rest = tuple(v for v in range(n) if v not in a + b + c)
     p = jnp.sum(p, axis=rest) if rest else p
     kept = tuple(v for v in range(n) if v not in rest)
@@ -86,9 +86,9 @@ def is_independent(
     A: int | Iterable[int],
     B: int | Iterable[int],
     C: int | Iterable[int] = (),
-    atol: float = 1e-5,
     *,
-    max_size: int = DEFAULT_MAX_JOINT_SIZE,
+    atol: float = 1e-5,
+    max_table_size: int = DEFAULT_MAX_JOINT_SIZE,
 ) -> bool:
     """Whether ``X_A ⟂ X_B | X_C`` holds numerically in ``mrf``'s exact joint.
 
@@ -106,4 +106,4 @@ def is_independent(
     """
     if not atol >= 0:
         raise ValueError(f"`atol` must be >= 0; got {atol!r}.")
-    return bool(independence_gap(mrf, A, B, C, max_size=max_size) <= atol)
+    return bool(independence_gap(mrf, A, B, C, max_table_size=max_table_size) <= atol)

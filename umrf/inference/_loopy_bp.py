@@ -54,7 +54,7 @@ import numpy as np
 
 from umrf._validation import check_positive, check_positive_int, check_probability
 from umrf.models._discrete_mrf import DiscreteMRF
-from umrf.models._factor_groups import (
+from umrf._structure import (
     FactorGroups,
     check_mrf,
     groups_for,

@@ -41,7 +41,7 @@ from umrf._validation import check_positive, check_positive_int, check_probabili
 from umrf.graphs import colouring
 from umrf.inference._loopy_bp import xlogx
 from umrf.models._discrete_mrf import DiscreteMRF
-from umrf.models._factor_groups import (
+from umrf._structure import (
     FactorGroups,
     check_mrf,
     groups_for,

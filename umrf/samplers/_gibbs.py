@@ -39,7 +39,7 @@ import numpy as np
 from umrf._validation import is_concrete
 from umrf.graphs import colouring
 from umrf.models._discrete_mrf import DiscreteMRF
-from umrf.models._factor_groups import check_same_structure, structure_of
+from umrf._structure import check_same_structure, structure_of
 from umrf.samplers._base import SamplingAlgorithm
 
 

@@ -1,4 +1,4 @@
-"""Static, vectorisable index structure of a :class:`DiscreteMRF` (private helper).
+"""Static, vectorisable index structure of a :class:`DiscreteMRF`: the one home of structure helpers.
 
 Gibbs sampling, mean-field and loopy belief propagation all need the same
 bookkeeping: which factor touches which variable in which slot. Looping over

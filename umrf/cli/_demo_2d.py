@@ -1,6 +1,6 @@
-"""The ``umrf`` command line: ``umrf demo`` trains and samples a 2-D energy model.
+"""``umrf demo`` (no task): train and sample 2-D energy models.
 
-``umrf demo`` trains two energy-based models on a built-in 2-D data set:
+It trains two energy-based models on a built-in 2-D data set:
 
 * a noise-conditional MLP energy ``E(x, σ)`` with multi-noise denoising score
   matching (Song & Ermon 2019), sampled with annealed Langevin dynamics;
@@ -11,37 +11,19 @@ then prints a sample-quality figure, the squared MMD (RBF kernel) between
 model samples and held-out data next to the data-vs-data baseline, and writes
 a PNG of the data, the samples and the energy landscapes.
 
-``umrf bench`` lists the benchmark scripts in ``benchmarks/`` (or runs one).
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 DATASETS = ("rings", "two_moons", "checkerboard", "eight_gaussians")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="umrf",
-        description="umrf: undirected graphical models and energy-based models in JAX.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser(
-        "demo",
-        help="train a 2-D energy with DSM and persistent CD, sample it, plot it",
-        description=(
-            "Train an energy-based model on a 2-D toy data set with multi-noise denoising "
-            "score matching (sampled with annealed Langevin) and with persistent contrastive "
-            "divergence (sampled with MALA); print the MMD to held-out data and write a PNG."
-        ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def add_arguments(demo: argparse.ArgumentParser) -> None:
+    """Flags of the 2-D demo (on the ``demo`` parser itself: ``umrf demo --dataset rings``)."""
     demo.add_argument("--dataset", choices=DATASETS, default="rings", help="built-in 2-D data")
     demo.add_argument("--steps", type=int, default=2000, help="optimiser steps per model")
     demo.add_argument("--batch-size", type=int, default=256, help="minibatch size")
@@ -52,46 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", type=Path, default=Path("."), help="directory for the PNG")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    bench = sub.add_parser("bench", help="list the benchmark scripts, or run one")
-    bench.add_argument("name", nargs="?", help="script name (e.g. training_throughput)")
-    bench.add_argument("--quick", action="store_true", help="pass --quick to the script")
-    return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``umrf`` console script; returns the exit status."""
-    args = _parser().parse_args(argv)
-    if args.command == "demo":
-        return _demo(args)
-    return _bench(args)
-
-
-# --------------------------------------------------------------------------- bench
-
-
-def _bench(args: argparse.Namespace) -> int:
-    root = Path(__file__).resolve().parent.parent / "benchmarks"
-    scripts = sorted(p for p in root.glob("*.py") if not p.name.startswith("_"))
-    if not scripts:
-        print("no benchmark scripts found (benchmarks/ ships with the source tree only)")
-        return 1
-    if args.name is None:
-        print("benchmarks (run with `umrf bench NAME [--quick]`):")
-        for p in scripts:
-            print(f"  {p.stem}")
-        return 0
-    match = [p for p in scripts if p.stem == args.name]
-    if not match:
-        print(f"unknown benchmark {args.name!r}; choose from {[p.stem for p in scripts]}")
-        return 2
-    cmd = [sys.executable, str(match[0])] + (["--quick"] if args.quick else [])
-    return subprocess.call(cmd, cwd=root.parent)
-
-
-# --------------------------------------------------------------------------- demo
-
-
-def _demo(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run the 2-D demo; returns the exit status."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -270,6 +216,3 @@ def _figure(data, panels, scale: float, path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -1,0 +1,3 @@
+from umrf.cli import main
+
+raise SystemExit(main())
