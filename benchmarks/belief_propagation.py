@@ -32,7 +32,7 @@ from _common import table, time_jax, write_section  # noqa: E402
 
 import umrf  # noqa: E402
 from umrf.models import DiscreteMRF, Factor  # noqa: E402
-from umrf.models._factor_groups import groups_for  # noqa: E402
+from umrf._structure import groups_for  # noqa: E402
 
 J = 0.3
 DAMPING = 0.5

@@ -68,7 +68,7 @@ def chains_mesh(devices: Sequence[Any] | None = None) -> Mesh:
     return Mesh(np.array(devices), (CHAINS,))
 
 
-def chains_sharding(mesh: Mesh, leading: int = 0) -> NamedSharding:
+def chains_sharding(mesh: Mesh, *, leading: int = 0) -> NamedSharding:
     """``NamedSharding`` that shards axis ``leading`` over the mesh's ``"chains"`` axis.
 
     ``leading=0`` for positions/states, ``leading=1`` for a trace

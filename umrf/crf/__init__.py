@@ -12,9 +12,9 @@ from umrf.crf._chain import (
 from umrf.crf._mean_field import (
     GridKernels,
     grid_crf_energy,
-    mean_field,
-    mean_field_free_energy,
-    mean_field_update,
+    grid_mean_field,
+    grid_mean_field_free_energy,
+    grid_mean_field_update,
     potts_compatibility,
 )
 from umrf.crf._metrics import mean_iou, q3_accuracy, segment_overlap
@@ -66,12 +66,12 @@ __all__ = [
     "evaluate_labeller",
     "evaluate_segmenter",
     "grid_crf_energy",
+    "grid_mean_field",
+    "grid_mean_field_free_energy",
+    "grid_mean_field_update",
     "make_protein_dataset",
     "make_segmentation_dataset",
-    "mean_field",
     "mean_iou",
-    "mean_field_free_energy",
-    "mean_field_update",
     "potts_compatibility",
     "predict_segmentation",
     "q3_accuracy",

@@ -59,9 +59,9 @@ from umrf._validation import check_finite, check_positive, check_positive_int
 __all__ = [
     "GridKernels",
     "grid_crf_energy",
-    "mean_field",
-    "mean_field_free_energy",
-    "mean_field_update",
+    "grid_mean_field",
+    "grid_mean_field_free_energy",
+    "grid_mean_field_update",
     "potts_compatibility",
 ]
 
@@ -184,7 +184,7 @@ def _message_bwd(radius, res, g):
 _message.defvjp(_message_fwd, _message_bwd)
 
 
-def _validate(unary_logits, image, compatibility, kernels, radius):
+def _validate(unary_logits, compatibility, kernels, image, radius):
     unary_logits = jnp.asarray(unary_logits)
     image = jnp.asarray(image)
     compatibility = jnp.asarray(compatibility)
@@ -215,6 +215,13 @@ def _validate(unary_logits, image, compatibility, kernels, radius):
     for name in ("spatial_bandwidth", "bilateral_spatial_bandwidth", "bilateral_color_bandwidth"):
         check_positive(f"kernels.{name}", getattr(kernels, name))
     radius = check_positive_int("radius", radius)
+    H, W = unary_logits.shape[-3:-1]
+    if radius >= max(H, W):
+        raise ValueError(
+            f"`radius` = {radius} reaches beyond the {H}×{W} image (no pixel pair is more than "
+            f"{max(H, W) - 1} apart along an axis); pass radius <= {max(H, W) - 1}. The cost "
+            "grows with (2·radius + 1)²."
+        )
     check_finite("unary_logits", unary_logits)
     check_finite("image", image)
     check_finite("compatibility", compatibility)
@@ -222,29 +229,29 @@ def _validate(unary_logits, image, compatibility, kernels, radius):
     return unary_logits, image.astype(dtype), compatibility.astype(dtype), radius
 
 
-def mean_field_update(
-    q: jax.Array,
+def grid_mean_field_update(
     unary_logits: jax.Array,
-    image: jax.Array,
     compatibility: jax.Array,
     kernels: GridKernels,
+    image: jax.Array,
+    q: jax.Array,
     *,
     radius: int = 2,
 ) -> jax.Array:
     """One parallel mean-field update ``q ↦ softmax(z - (Σ_d k_d · shift_d(q)) μ_s)``.
 
     Args:
-      q: ``(..., H, W, C)`` current marginals.
       unary_logits: ``(..., H, W, C)``.
-      image: ``(..., H, W, F)`` or ``(..., H, W)`` kernel features.
       compatibility: ``(C, C)`` label compatibility ``μ``.
       kernels: :class:`GridKernels`.
-      radius: window radius ``r``.
+      image: ``(..., H, W, F)`` or ``(..., H, W)`` kernel features.
+      q: ``(..., H, W, C)`` current marginals.
+      radius: keyword-only window radius ``r`` (``1 <= r < max(H, W)``).
 
     Returns:
       ``(..., H, W, C)`` updated marginals.
     """
-    z, image, mu, radius = _validate(unary_logits, image, compatibility, kernels, radius)
+    z, image, mu, radius = _validate(unary_logits, compatibility, kernels, image, radius)
     weights = _pairwise_weights(image, kernels, radius)
     return jax.nn.softmax(_refine(z, q, weights, 0.5 * (mu + mu.T), radius), axis=-1)
 
@@ -253,13 +260,13 @@ def _refine(z, q, weights, mu_sym, radius):
     return z - jnp.matmul(_message(q, weights, radius), mu_sym)
 
 
-def mean_field(
+def grid_mean_field(
     unary_logits: jax.Array,
-    image: jax.Array,
     compatibility: jax.Array,
     kernels: GridKernels,
-    num_iters: int = 5,
+    image: jax.Array,
     *,
+    num_iters: int = 5,
     radius: int = 2,
 ) -> jax.Array:
     r"""Mean-field inference in a grid CRF, unrolled as a recurrent network (CRF-as-RNN).
@@ -271,13 +278,15 @@ def mean_field(
     Args:
       unary_logits: ``(..., H, W, C)`` network scores ``z`` (any leading batch
         axes, e.g. ``(B, H, W, C)``); the unary potential is ``-z``.
-      image: ``(..., H, W, F)`` (or ``(..., H, W)``) features for the bilateral
-        kernel, e.g. RGB values.
       compatibility: ``(C, C)`` label compatibility ``μ`` (Potts:
         :func:`potts_compatibility`); learned matrices are symmetrised.
       kernels: :class:`GridKernels` weights and bandwidths (traced, learnable).
-      num_iters: number of mean-field iterations (static Python int, ``>= 0``).
-      radius: window radius ``r`` of the truncated kernels (static).
+      image: ``(..., H, W, F)`` (or ``(..., H, W)``) features for the bilateral
+        kernel, e.g. RGB values.
+      num_iters: keyword-only number of mean-field iterations (static Python
+        int, ``>= 0``).
+      radius: keyword-only window radius ``r`` of the truncated kernels
+        (static, ``1 <= r < max(H, W)``).
 
     Returns:
       ``(..., H, W, C)`` refined logits whose softmax is the mean-field
@@ -286,15 +295,15 @@ def mean_field(
 
     Examples:
       >>> import jax, jax.numpy as jnp
-      >>> from umrf.crf import GridKernels, mean_field, potts_compatibility
+      >>> from umrf.crf import GridKernels, grid_mean_field, potts_compatibility
       >>> z = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
       >>> img = jnp.zeros((2, 8, 8, 3))
-      >>> out = mean_field(z, img, potts_compatibility(3), GridKernels(), num_iters=3)
+      >>> out = grid_mean_field(z, potts_compatibility(3), GridKernels(), img, num_iters=3)
       >>> out.shape
       (2, 8, 8, 3)
     """
     num_iters = check_positive_int("num_iters", num_iters, allow_zero=True)
-    z, image, mu, radius = _validate(unary_logits, image, compatibility, kernels, radius)
+    z, image, mu, radius = _validate(unary_logits, compatibility, kernels, image, radius)
     if num_iters == 0:
         return z
     weights = _pairwise_weights(image, kernels, radius)
@@ -308,46 +317,60 @@ def mean_field(
 
 
 def grid_crf_energy(
-    labels: jax.Array,
     unary_logits: jax.Array,
-    image: jax.Array,
     compatibility: jax.Array,
     kernels: GridKernels,
+    image: jax.Array,
+    labels: jax.Array,
     *,
     radius: int = 2,
 ) -> jax.Array:
     """Energy ``E(x)`` of integer labellings (module docstring), one value per image.
 
     Args:
-      labels: ``(..., H, W)`` integer labels in ``[0, C)``.
       unary_logits: ``(..., H, W, C)``.
-      image: ``(..., H, W, F)`` or ``(..., H, W)``.
       compatibility: ``(C, C)``.
       kernels: :class:`GridKernels`.
-      radius: window radius.
+      image: ``(..., H, W, F)`` or ``(..., H, W)``.
+      labels: ``(..., H, W)`` integer labels in ``[0, C)``. Concrete labels
+        outside that range raise; traced ones give a NaN energy.
+      radius: keyword-only window radius.
 
     Returns:
       ``(...)`` energies.
     """
     z = jnp.asarray(unary_logits)
-    onehot = jax.nn.one_hot(labels, z.shape[-1], dtype=z.dtype)
-    return _expected_energy(onehot, unary_logits, image, compatibility, kernels, radius)
+    C = z.shape[-1]
+    labels = labels if isinstance(labels, jax.core.Tracer) else jnp.asarray(labels)
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise TypeError(f"`labels` must be integer class labels; got dtype {labels.dtype}.")
+    if labels.shape != z.shape[:-1]:
+        raise ValueError(
+            f"`labels` must have shape {z.shape[:-1]} (the logits' shape without the label "
+            f"axis); got {labels.shape}."
+        )
+    if not isinstance(labels, jax.core.Tracer) and bool(jnp.any((labels < 0) | (labels >= C))):
+        raise ValueError(f"`labels` must lie in 0..{C - 1}; got values outside that range.")
+    onehot = jax.nn.one_hot(labels, C, dtype=z.dtype)
+    energy = _expected_energy(unary_logits, compatibility, kernels, image, onehot, radius)
+    valid = jnp.all((labels >= 0) & (labels < C), axis=(-2, -1))
+    return jnp.where(valid, energy, jnp.nan)
 
 
-def _expected_energy(q, unary_logits, image, compatibility, kernels, radius):
-    z, image, mu, radius = _validate(unary_logits, image, compatibility, kernels, radius)
+def _expected_energy(unary_logits, compatibility, kernels, image, q, radius):
+    z, image, mu, radius = _validate(unary_logits, compatibility, kernels, image, radius)
     weights = _pairwise_weights(image, kernels, radius)
     unary = -jnp.sum(q * z, axis=(-3, -2, -1))
     pair = 0.5 * jnp.sum(q * jnp.matmul(_message(q, weights, radius), mu.T), axis=(-3, -2, -1))
     return unary + pair
 
 
-def mean_field_free_energy(
-    q: jax.Array,
+def grid_mean_field_free_energy(
     unary_logits: jax.Array,
-    image: jax.Array,
     compatibility: jax.Array,
     kernels: GridKernels,
+    image: jax.Array,
+    q: jax.Array,
     *,
     radius: int = 2,
 ) -> jax.Array:
@@ -357,18 +380,18 @@ def mean_field_free_energy(
     iff ``q = p``; mean field decreases it coordinate-wise.
 
     Args:
-      q: ``(..., H, W, C)`` marginals (rows sum to one).
       unary_logits: ``(..., H, W, C)``.
-      image: ``(..., H, W, F)`` or ``(..., H, W)``.
       compatibility: ``(C, C)``.
       kernels: :class:`GridKernels`.
-      radius: window radius.
+      image: ``(..., H, W, F)`` or ``(..., H, W)``.
+      q: ``(..., H, W, C)`` marginals (rows sum to one).
+      radius: keyword-only window radius.
 
     Returns:
       ``(...)`` free energies.
     """
     q = jnp.asarray(q)
-    energy = _expected_energy(q, unary_logits, image, compatibility, kernels, radius)
+    energy = _expected_energy(unary_logits, compatibility, kernels, image, q, radius)
     entropy = -jnp.sum(jnp.where(q > 0, q * jnp.log(jnp.where(q > 0, q, 1.0)), 0.0), (-3, -2, -1))
     return energy - entropy
 

@@ -5,7 +5,7 @@
   upsampling and skip connections; outputs per-pixel logits ``(B, H, W, C)``
   (``H`` and ``W`` divisible by 4).
 * :class:`Segmenter`: the U-Net, and with ``use_crf=True`` a grid CRF whose
-  mean-field iterations (:func:`umrf.crf.mean_field`) refine the logits
+  mean-field iterations (:func:`umrf.crf.grid_mean_field`) refine the logits
   (Zheng et al. 2015). The CRF parameters are learned with the network: a
   label compatibility matrix (initialised to Potts) and the kernel
   weights/bandwidths, stored as logarithms so that they stay positive.
@@ -30,7 +30,7 @@ import optax
 from flax import nnx
 
 from umrf._validation import check_positive, check_positive_int
-from umrf.crf._mean_field import GridKernels, mean_field, potts_compatibility
+from umrf.crf._mean_field import GridKernels, grid_mean_field, potts_compatibility
 from umrf.crf._metrics import mean_iou
 from umrf.crf._segmentation_data import SegmentationData
 
@@ -117,12 +117,12 @@ class Segmenter(nnx.Module):
         z = self.unet(images)
         if not self.use_crf:
             return z
-        return mean_field(
+        return grid_mean_field(
             z,
-            images,
             self.compatibility[...],
             self.kernels(),
-            self.num_iters,
+            images,
+            num_iters=self.num_iters,
             radius=self.radius,
         )
 

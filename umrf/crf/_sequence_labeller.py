@@ -35,9 +35,9 @@ from flax import nnx
 
 from umrf._validation import check_positive, check_positive_int
 from umrf.crf._chain import chain_marginals, viterbi
+from umrf.crf._loss import crf_negative_log_likelihood
 from umrf.crf._metrics import q3_accuracy, segment_overlap
 from umrf.crf._protein_data import ProteinData
-from umrf.losses._crf import crf_negative_log_likelihood
 
 
 class ConvEmitter(nnx.Module):
@@ -107,7 +107,7 @@ class SequenceLabeller(nnx.Module):
         e = self.emissions(residues)
         if self.use_crf:
             return crf_negative_log_likelihood(
-                e, self.transitions[...], states, mask, self.start[...], self.end[...]
+                e, self.transitions[...], states, mask, start=self.start[...], end=self.end[...]
             )
         ce = optax.softmax_cross_entropy_with_integer_labels(e, states)
         return jnp.sum(jnp.where(mask, ce, 0.0)) / jnp.sum(mask)
@@ -132,9 +132,9 @@ class SequenceLabeller(nnx.Module):
             return jnp.where(mask, jnp.argmax(e, -1), -1)
         A, s, f = self.transitions[...], self.start[...], self.end[...]
         if decode == "viterbi":
-            path, _ = jax.vmap(viterbi, (0, None, 0, None, None))(e, A, mask, s, f)
+            path, _ = jax.vmap(lambda e_, m_: viterbi(e_, A, m_, start=s, end=f))(e, mask)
             return path
-        nodes = jax.vmap(lambda e_, m_: chain_marginals(e_, A, m_, s, f).nodes)(e, mask)
+        nodes = jax.vmap(lambda e_, m_: chain_marginals(e_, A, m_, start=s, end=f).nodes)(e, mask)
         return jnp.where(mask, jnp.argmax(nodes, -1), -1)
 
 

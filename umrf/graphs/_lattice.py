@@ -7,7 +7,7 @@ import networkx as nx
 from umrf._validation import check_positive_int
 
 
-def grid(h: int, w: int, periodic: bool = False) -> nx.Graph:
+def grid(h: int, w: int, *, periodic: bool = False) -> nx.Graph:
     """The ``h × w`` 4-neighbour lattice with nodes ``0..h*w-1`` in row-major order.
 
     Node ``r * w + c`` is the site in row ``r`` and column ``c``; it is joined

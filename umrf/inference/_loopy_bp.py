@@ -52,8 +52,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from umrf._validation import check_positive, check_positive_int, check_probability
-from umrf.models._discrete_mrf import DiscreteMRF
 from umrf._structure import (
     FactorGroups,
     check_mrf,
@@ -63,6 +61,8 @@ from umrf._structure import (
     packed_factor_tables,
     packed_variable,
 )
+from umrf._validation import check_positive, check_positive_int, check_probability
+from umrf.models._discrete_mrf import DiscreteMRF
 
 
 class BeliefPropagationResult(NamedTuple):
@@ -172,11 +172,11 @@ def _expand(x: jax.Array, slot: int, arity: int) -> jax.Array:
 
 def loopy_belief_propagation(
     mrf: DiscreteMRF,
+    *,
     num_iters: int = 100,
     damping: float = 0.5,
     mode: str = "sum",
     temperature: float = 1.0,
-    *,
     tol: float = 1e-4,
 ) -> BeliefPropagationResult:
     """Loopy belief propagation with a parallel (flooding) schedule in log-space.

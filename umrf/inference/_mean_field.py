@@ -37,10 +37,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from umrf._validation import check_positive, check_positive_int, check_probability
-from umrf.graphs import colouring
-from umrf.inference._loopy_bp import xlogx
-from umrf.models._discrete_mrf import DiscreteMRF
 from umrf._structure import (
     FactorGroups,
     check_mrf,
@@ -50,6 +46,10 @@ from umrf._structure import (
     packed_factor_tables,
     packed_variable,
 )
+from umrf._validation import check_positive, check_positive_int, check_probability
+from umrf.graphs import colouring
+from umrf.inference._loopy_bp import xlogx
+from umrf.models._discrete_mrf import DiscreteMRF
 
 
 class MeanFieldResult(NamedTuple):
@@ -120,7 +120,7 @@ def _factor_tables(fg: FactorGroups, q: jax.Array) -> jax.Array:
 
 
 def mean_field(
-    mrf: DiscreteMRF, num_iters: int = 50, damping: float = 0.0, *, tol: float = 1e-5
+    mrf: DiscreteMRF, *, num_iters: int = 50, damping: float = 0.0, tol: float = 1e-5
 ) -> MeanFieldResult:
     """Naive mean-field approximation and its ELBO (a lower bound on ``log Z``).
 

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from umrf._validation import check_finite, check_positive, is_concrete
-from umrf.losses._common import batch_size
+from umrf._loss_common import batch_size
 
 
 class ContrastiveDivergenceInfo(NamedTuple):
@@ -111,6 +111,16 @@ def contrastive_divergence(
     """
     batch_size("x_data", x_data)
     m = batch_size("x_model", x_model)
+    d_leaves, d_def = jax.tree_util.tree_flatten(x_data)
+    m_leaves, m_def = jax.tree_util.tree_flatten(x_model)
+    if d_def != m_def or any(
+        jnp.shape(a)[1:] != jnp.shape(b)[1:] for a, b in zip(d_leaves, m_leaves, strict=True)
+    ):
+        raise ValueError(
+            "`x_model` must hold configurations shaped like those of `x_data`; got per-example "
+            f"shapes {[jnp.shape(b)[1:] for b in m_leaves]} for the negatives and "
+            f"{[jnp.shape(a)[1:] for a in d_leaves]} for the data."
+        )
     check_finite("x_data", x_data)
     # x_model is NOT checked: non-finite negatives are a sampler failure, which
     # must surface as a flagged non-finite loss (the same eagerly and under jit).

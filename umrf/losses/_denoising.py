@@ -21,8 +21,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from umrf._validation import check_positive, check_positive_int, is_concrete
-from umrf.losses._common import check_float_batch, check_key, finalize
+from umrf._validation import (
+    check_key,
+    check_positive,
+    check_positive_int,
+    check_score_shape,
+    is_concrete,
+)
+from umrf._loss_common import check_float_batch, finalize
 
 
 def _gaussian_like(key: jax.Array, x: Any) -> Any:
@@ -41,9 +47,9 @@ def _sq_norm(tree: Any) -> jax.Array:
 
 def denoising_score_matching(
     score_fn: Callable[[Any, Any], Any],
+    key: jax.Array,
     params: Any,
     x: Any,
-    key: jax.Array,
     *,
     sigma: float,
     return_info: bool = False,
@@ -63,9 +69,9 @@ def denoising_score_matching(
     Args:
       score_fn: ``score_fn(params, x)`` on one configuration, returning an
         object of the same structure as ``x``.
+      key: PRNG key for the noise.
       params: pytree of parameters (differentiated).
       x: floating data batch with a leading batch axis.
-      key: PRNG key for the noise.
       sigma: keyword-only noise standard deviation ``σ > 0``.
       return_info: keyword-only; also return a :class:`~umrf.losses.LossInfo`.
 
@@ -81,7 +87,7 @@ def denoising_score_matching(
       >>> energy = lambda p, x: 0.5 * p * jnp.sum(x**2)
       >>> x = jax.random.normal(jax.random.key(0), (512, 2))
       >>> loss = umrf.losses.denoising_score_matching(
-      ...     umrf.score(energy), 1.0, x, jax.random.key(1), sigma=0.5)
+      ...     umrf.score(energy), jax.random.key(1), 1.0, x, sigma=0.5)
       >>> bool(jnp.isfinite(loss))
       True
 
@@ -92,6 +98,8 @@ def denoising_score_matching(
     check_float_batch("x", x)
     check_key(key)
     check_positive("sigma", sigma)
+    one = jax.tree_util.tree_map(lambda leaf: leaf[0], x)
+    check_score_shape(jax.eval_shape(score_fn, params, one), one, "score_fn(params, x)")
     eps = _gaussian_like(key, x)
 
     def per_example(xi, ei):
@@ -104,9 +112,9 @@ def denoising_score_matching(
 
 def multiscale_denoising_score_matching(
     score_fn: Callable[[Any, Any, jax.Array], Any],
+    key: jax.Array,
     params: Any,
     x: Any,
-    key: jax.Array,
     *,
     sigmas: Any,
     return_info: bool = False,
@@ -127,9 +135,9 @@ def multiscale_denoising_score_matching(
     Args:
       score_fn: noise-conditional ``score_fn(params, x, sigma)`` on one
         configuration and a scalar ``sigma``.
+      key: PRNG key for the noise levels and the noise.
       params: pytree of parameters (differentiated).
       x: floating data batch with a leading batch axis.
-      key: PRNG key for the noise levels and the noise.
       sigmas: keyword-only 1-D array of noise levels ``> 0`` (e.g.
         :func:`geometric_sigmas`).
       return_info: keyword-only; also return a :class:`~umrf.losses.LossInfo`.
@@ -154,6 +162,10 @@ def multiscale_denoising_score_matching(
             "Use umrf.losses.geometric_sigmas(sigma_max, sigma_min, num)."
         )
     check_positive("sigmas", sig)
+    one = jax.tree_util.tree_map(lambda leaf: leaf[0], x)
+    check_score_shape(
+        jax.eval_shape(score_fn, params, one, sig[0]), one, "score_fn(params, x, sigma)"
+    )
     k_level, k_noise = jax.random.split(key)
     levels = jax.random.randint(k_level, (n,), 0, sig.shape[0])
     dtype = jnp.result_type(*jax.tree_util.tree_leaves(x))
@@ -188,7 +200,7 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, num: int) -> jax.Array:
 
     Examples:
       >>> import umrf
-      >>> umrf.losses.geometric_sigmas(1.0, 0.01, 3).round(4).tolist()
+      >>> [round(float(s), 4) for s in umrf.losses.geometric_sigmas(1.0, 0.01, 3)]
       [1.0, 0.1, 0.01]
     """
     check_positive("sigma_max", sigma_max)

@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from umrf._validation import check_positive_int
-from umrf.losses._common import check_float_batch, check_key, finalize
+from umrf._validation import check_key, check_positive_int
+from umrf._loss_common import check_float_batch, finalize
 
 _DISTRIBUTIONS = ("rademacher", "gaussian")
 
@@ -97,9 +97,9 @@ def score_matching(
 
 def sliced_score_matching(
     energy_fn: Callable[[Any, Any], jax.Array],
+    key: jax.Array,
     params: Any,
     x: Any,
-    key: jax.Array,
     *,
     num_projections: int = 1,
     distribution: str = "rademacher",
@@ -122,9 +122,9 @@ def sliced_score_matching(
 
     Args:
       energy_fn: ``energy_fn(params, x) -> scalar`` on one configuration.
+      key: PRNG key for the projections.
       params: pytree of parameters (differentiated).
       x: floating data batch with a leading batch axis.
-      key: PRNG key for the projections.
       num_projections: keyword-only, ``M >= 1``.
       distribution: keyword-only, ``"rademacher"`` (lower variance) or
         ``"gaussian"``.

@@ -144,17 +144,19 @@ class Gaussian:
         # is Λ_s r: one matrix-vector product for value and gradient (see _half_quadratic).
         return _half_quadratic(0.5 * (self.precision + self.precision.T), r)
 
-    def log_partition(self, temperature: float = 1.0) -> jax.Array:
+    def log_partition(self, *, temperature: float = 1.0) -> jax.Array:
         """``log Z(T) = (d/2) log(2πT) - ½ log det Λ``."""
         check_positive("temperature", temperature)
         _, logdet = jnp.linalg.slogdet(self.precision)
         return 0.5 * self.dim * jnp.log(2.0 * math.pi * jnp.asarray(temperature)) - 0.5 * logdet
 
-    def log_prob(self, x: Any, temperature: float = 1.0) -> jax.Array:
+    def log_prob(self, x: Any, *, temperature: float = 1.0) -> jax.Array:
         """Normalised ``log p(x) = -E(x)/T - log Z(T)``."""
-        return -self.energy(x) / temperature - self.log_partition(temperature)
+        return -self.energy(x) / temperature - self.log_partition(temperature=temperature)
 
-    def sample(self, key: jax.Array, shape: tuple[int, ...] = (), temperature: float = 1.0) -> Any:
+    def sample(
+        self, key: jax.Array, shape: tuple[int, ...] = (), *, temperature: float = 1.0
+    ) -> Any:
         """Exact samples ``μ + sqrt(T) L⁻ᵀ z`` with ``Λ = L Lᵀ``; shape ``shape + (d,)``."""
         check_positive("temperature", temperature)
         shape = tuple(shape)

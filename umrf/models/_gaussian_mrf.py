@@ -151,21 +151,23 @@ class GaussianMRF:
         pair = jnp.sum(self.edge_weights * r[rows] * r[cols]) if self.edges else 0.0
         return 0.5 * jnp.sum(self.diagonal * jnp.square(r)) + pair
 
-    def log_partition(self, temperature: float = 1.0) -> jax.Array:
+    def log_partition(self, *, temperature: float = 1.0) -> jax.Array:
         """``log Z(T) = (n/2) log(2πT) - ½ log det Λ`` via a Cholesky factor."""
         check_positive("temperature", temperature)
         chol = jnp.linalg.cholesky(self.precision)
         half_logdet = jnp.sum(jnp.log(jnp.diagonal(chol)))
         return 0.5 * self.dim * jnp.log(2.0 * math.pi * jnp.asarray(temperature)) - half_logdet
 
-    def log_prob(self, x: Any, temperature: float = 1.0) -> jax.Array:
+    def log_prob(self, x: Any, *, temperature: float = 1.0) -> jax.Array:
         """Normalised ``log p(x) = -E(x)/T - log Z(T)``."""
-        return -self.energy(x) / temperature - self.log_partition(temperature)
+        return -self.energy(x) / temperature - self.log_partition(temperature=temperature)
 
     def to_gaussian(self) -> Gaussian:
         """The same law as a dense :class:`umrf.models.Gaussian`."""
         return Gaussian.tree_unflatten(None, (self.mean, self.precision))
 
-    def sample(self, key: jax.Array, shape: tuple[int, ...] = (), temperature: float = 1.0) -> Any:
+    def sample(
+        self, key: jax.Array, shape: tuple[int, ...] = (), *, temperature: float = 1.0
+    ) -> Any:
         """Exact samples (dense Cholesky), shape ``shape + (n,)``."""
         return self.to_gaussian().sample(key, shape, temperature)

@@ -236,7 +236,7 @@ class Potts:
 
 
 def ising(
-    shape: int | Sequence[int], coupling: Any = 1.0, field: Any = 0.0, periodic: bool = True
+    shape: int | Sequence[int], coupling: Any = 1.0, field: Any = 0.0, *, periodic: bool = True
 ) -> Ising:
     """Ising lattice model ``p(s) ∝ exp(J Σ_<ij> s_i s_j + Σ_i h_i s_i)``, ``s_i ∈ {-1, +1}``.
 
@@ -275,6 +275,7 @@ def potts(
     num_states: int,
     coupling: Any = 1.0,
     field: Any = None,
+    *,
     periodic: bool = True,
 ) -> Potts:
     """q-state Potts lattice ``p(x) ∝ exp(J Σ_<ij> [x_i = x_j] + Σ_i h_i(x_i))``.

@@ -30,7 +30,7 @@ def _n(n: int) -> int:
     return check_positive_int("n", n)
 
 
-def two_moons(key: jax.Array, n: int, noise: float = 0.1) -> jax.Array:
+def two_moons(key: jax.Array, n: int, *, noise: float = 0.1) -> jax.Array:
     """Two interleaving half circles plus Gaussian noise of std ``noise``.
 
     Upper moon ``(cos t, sin t)``, lower moon ``(1 - cos t, 0.5 - sin t)``,
@@ -61,7 +61,7 @@ def _two_moons(key: jax.Array, n: int, noise: Any) -> jax.Array:
     return pts + noise * jax.random.normal(k_z, (n, 2))
 
 
-def rings(key: jax.Array, n: int, noise: float = 0.08) -> jax.Array:
+def rings(key: jax.Array, n: int, *, noise: float = 0.08) -> jax.Array:
     """Four concentric circles of radii ``0.75·{1, 2, 3, 4}``, points in proportion to length.
 
     Args:
@@ -113,7 +113,9 @@ def _checkerboard(key: jax.Array, n: int) -> jax.Array:
     return corner + 2.0 * jax.random.uniform(k_u, (n, 2))
 
 
-def eight_gaussians(key: jax.Array, n: int, radius: float = 2.0, std: float = 0.1) -> jax.Array:
+def eight_gaussians(
+    key: jax.Array, n: int, *, radius: float = 2.0, std: float = 0.1
+) -> jax.Array:
     """Equal mixture of 8 Gaussians of std ``std`` centred on a circle of ``radius``.
 
     Centres ``radius · (cos(2πk/8), sin(2πk/8))``, ``k = 0..7``.

@@ -7,13 +7,16 @@ from umrf.samplers._annealed_langevin import (
     annealed_langevin,
 )
 from umrf.samplers._annealed_langevin import build_kernel as build_annealed_langevin_kernel
-from umrf.samplers._base import SamplingAlgorithm
+from umrf.samplers._base import SamplingAlgorithm, bind
 from umrf.samplers._diagnostics import effective_sample_size, split_rhat
 from umrf.samplers._driver import Trace, sample_chains
-from umrf.samplers._gibbs import GibbsInfo, GibbsState, gibbs
+from umrf.samplers._gibbs import gibbs
+from umrf.samplers._gibbs_info import GibbsInfo
+from umrf.samplers._langevin import Clamped
 from umrf.samplers._lattice_gibbs import LatticeGibbsState, lattice_gibbs
 from umrf.samplers._mala import MALAInfo, MALAState, mala
 from umrf.samplers._mala import build_kernel as build_mala_kernel
+from umrf.samplers._mrf_gibbs import GibbsState, mrf_gibbs
 from umrf.samplers._negatives import (
     NegativesInfo,
     cd_negatives,
@@ -26,36 +29,39 @@ from umrf.samplers._ula import ULAInfo, ULAState, ula
 from umrf.samplers._ula import build_kernel as build_ula_kernel
 
 __all__ = [
+    "AnnealedLangevinInfo",
+    "AnnealedLangevinState",
+    "Clamped",
     "GibbsInfo",
     "GibbsState",
     "LatticeGibbsState",
-    "gibbs",
-    "lattice_gibbs",
+    "MALAInfo",
+    "MALAState",
+    "MALAWarmupResult",
     "NegativesInfo",
     "ReplayBuffer",
     "ReplayBufferState",
-    "cd_negatives",
-    "pcd_negatives",
-    "replay_negatives",
-    "run_chains",
-    "uniform_init",
     "SamplingAlgorithm",
-    "AnnealedLangevinInfo",
-    "AnnealedLangevinState",
-    "MALAInfo",
-    "MALAState",
     "Trace",
     "ULAInfo",
     "ULAState",
     "annealed_langevin",
-    "mala",
-    "sample_chains",
-    "ula",
-    "effective_sample_size",
-    "split_rhat",
-    "MALAWarmupResult",
-    "mala_warmup",
+    "bind",
     "build_annealed_langevin_kernel",
     "build_mala_kernel",
     "build_ula_kernel",
+    "cd_negatives",
+    "effective_sample_size",
+    "gibbs",
+    "lattice_gibbs",
+    "mala",
+    "mala_warmup",
+    "mrf_gibbs",
+    "pcd_negatives",
+    "replay_negatives",
+    "run_chains",
+    "sample_chains",
+    "split_rhat",
+    "ula",
+    "uniform_init",
 ]

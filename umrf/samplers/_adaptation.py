@@ -18,10 +18,11 @@ chains makes ``ā_t`` nearly noise-free, so a few hundred steps suffice.
 The default target 0.574 is the optimal MALA acceptance rate in high
 dimension (Roberts & Rosenthal 1998).
 
-Random keys follow :func:`umrf.sample_chains` (chain ``c`` at step ``t``
-uses ``fold_in(split(key, C)[c], t)``), and the whole warm-up is one jitted
-``lax.scan`` (cached on ``energy_fn``, ``num_steps``, ``temperature`` and ``mesh``;
-the step size, target, key, positions and params are traced).
+The warm-up runs on the driver's own loop (``umrf.samplers._driver.scan_steps``),
+so its random keys are those of :func:`umrf.sample_chains` (chain ``c`` at step
+``t`` uses ``fold_in(split(key, C)[c], t)``), and the whole warm-up is one
+jitted program (cached on ``energy_fn``, ``num_steps``, ``temperature`` and
+``mesh``; the step size, target, key, positions and params are traced).
 
 References:
   Hoffman & Gelman (2014), "The No-U-Turn Sampler", JMLR 15, §3.2, Algorithm 5.
@@ -41,11 +42,26 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from umrf._validation import check_finite, check_positive_int, check_probability, is_concrete
-from umrf.samplers._driver import _check_key, _check_mesh, _constrain, _num_chains
+from umrf._validation import (
+    check_callable,
+    check_finite,
+    check_key,
+    check_positive_int,
+    check_probability,
+    is_concrete,
+    static_positive_scalar,
+)
+from umrf.samplers._base import SamplingAlgorithm, bind
+from umrf.samplers._driver import (
+    chain_keys,
+    check_mesh,
+    constrain,
+    init_chains,
+    num_chains_of,
+    scan_steps,
+)
 from umrf.samplers._mala import MALAState, _mala_step
 from umrf.samplers._mala import init as mala_init
-from umrf.samplers._ula import _check_energy_fn, _static_scalar
 
 __all__ = ["MALAWarmupResult", "mala_warmup"]
 
@@ -74,27 +90,27 @@ def _warmup_program(
     temperature: float,
     mesh: Mesh | None,
     key: jax.Array,
-    x0: Any,
     params: Any,
+    x0: Any,
     initial_step_size: jax.Array,
     target: jax.Array,
 ) -> MALAWarmupResult:
     gamma, t0, kappa = 0.05, 10.0, 0.75
     num_chains = jax.tree_util.tree_leaves(x0)[0].shape[0]
-    chain_keys = _constrain(jax.random.split(key, num_chains), mesh)
-    state = jax.vmap(mala_init, in_axes=(0, None, None))(_constrain(x0, mesh), params, energy_fn)
-    state = _constrain(state, mesh)
+    # The chains' init is MALA's; the step size is a traced carry, not a bound value.
+    alg = SamplingAlgorithm(bind(mala_init, energy_fn=energy_fn), None)
+    state = init_chains(alg, params, x0, mesh)
+    keys = chain_keys(key, num_chains, mesh)
     step = functools.partial(_mala_step, energy_fn=energy_fn, temperature=temperature)
-    vstep = jax.vmap(lambda k, s, p, e: step(k, s, p, step_size=e), in_axes=(0, 0, None, None))
-    fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+    vstep = jax.vmap(lambda k, s, e: step(k, s, params, step_size=e), in_axes=(0, 0, None))
     dtype = jnp.result_type(float)
     mu = jnp.log(10.0 * initial_step_size).astype(dtype)
 
-    def body(carry: Any, t: jax.Array) -> tuple[Any, tuple[jax.Array, jax.Array]]:
+    def transition(step_keys: jax.Array, carry: Any, t: jax.Array) -> tuple[Any, Any]:
         state, log_eps, log_eps_bar, h = carry
         eps = jnp.exp(log_eps)
-        state, info = vstep(fold(chain_keys, t), state, params, eps)
-        state = _constrain(state, mesh)
+        state, info = vstep(step_keys, state, eps)
+        state = constrain(state, mesh)
         rate = jnp.mean(info.acceptance_rate)
         i = (t + 1).astype(dtype)
         h = (1.0 - 1.0 / (i + t0)) * h + (target - rate) / (i + t0)
@@ -104,9 +120,9 @@ def _warmup_program(
         return (state, log_eps, log_eps_bar, h), (rate, eps)
 
     zero = jnp.zeros((), dtype)
-    init = (state, jnp.log(initial_step_size).astype(dtype), zero, zero)
-    (state, _, log_eps_bar, _), (rates, eps) = jax.lax.scan(
-        body, init, jnp.arange(num_steps, dtype=jnp.int32)
+    carry = (state, jnp.log(initial_step_size).astype(dtype), zero, zero)
+    (state, _, log_eps_bar, _), (rates, eps) = scan_steps(
+        transition, carry, keys, jnp.int32(0), num_records=num_steps
     )
     return MALAWarmupResult(jnp.exp(log_eps_bar), state, rates, eps)
 
@@ -117,10 +133,10 @@ _warmup_jit = jax.jit(_warmup_program, static_argnums=(0, 1, 2, 3))
 def mala_warmup(
     energy_fn: Any,
     key: jax.Array,
-    x0: Any,
     params: Any,
-    num_steps: int,
+    x0: Any,
     *,
+    num_steps: int,
     initial_step_size: float = 0.1,
     target_acceptance: float = 0.574,
     temperature: float = 1.0,
@@ -131,9 +147,9 @@ def mala_warmup(
     Args:
       energy_fn: ``energy_fn(params, x) -> scalar``.
       key: PRNG key.
-      x0: initial positions, leading chain axis ``(num_chains, ...)``.
       params: energy parameters (traced; new values do not recompile).
-      num_steps: warm-up length (``≥ 1``; a few hundred is typical).
+      x0: initial positions, leading chain axis ``(num_chains, ...)``.
+      num_steps: keyword-only warm-up length (``≥ 1``; a few hundred is typical).
       initial_step_size: ``ε₀ > 0``; sets ``μ = log(10 ε₀)``.
       target_acceptance: ``δ ∈ (0, 1)``, default 0.574.
       temperature: ``T > 0``.
@@ -146,21 +162,22 @@ def mala_warmup(
       >>> import jax, jax.numpy as jnp, umrf
       >>> energy = lambda p, x: 0.5 * jnp.sum(x**2)
       >>> x0 = jnp.zeros((256, 5))
-      >>> res = umrf.samplers.mala_warmup(energy, jax.random.key(0), x0, None, 200)
-      >>> alg = umrf.samplers.mala(energy, res.step_size)  # frozen from here on
-      >>> final, trace = umrf.sample_chains(alg, jax.random.key(1), res.state.position, None, 100)
+      >>> res = umrf.samplers.mala_warmup(energy, jax.random.key(0), None, x0, num_steps=200)
+      >>> alg = umrf.samplers.mala(energy, step_size=res.step_size)  # frozen from here on
+      >>> final, trace = umrf.sample_chains(
+      ...     alg, jax.random.key(1), None, res.state.position, num_steps=100)
     """
-    _check_energy_fn(energy_fn)
-    _check_key(key)
+    check_callable("energy_fn", energy_fn, "energy_fn(params, x) -> scalar")
+    check_key(key)
     num_steps = check_positive_int("num_steps", num_steps)
-    initial_step_size = _static_scalar("initial_step_size", initial_step_size)
-    temperature = _static_scalar("temperature", temperature)
+    initial_step_size = static_positive_scalar("initial_step_size", initial_step_size)
+    temperature = static_positive_scalar("temperature", temperature)
     check_probability("target_acceptance", target_acceptance)
     if is_concrete(target_acceptance) and float(target_acceptance) == 0.0:
         raise ValueError("`target_acceptance` must be > 0; e.g. 0.574 for MALA.")
-    num_chains = _num_chains(x0)
+    num_chains = num_chains_of(x0)
     check_finite("x0", x0)
-    _check_mesh(mesh, num_chains)
+    check_mesh(mesh, num_chains)
     if mesh is not None and is_concrete(x0):
         x0 = jax.device_put(x0, NamedSharding(mesh, P("chains")))
     return _warmup_jit(
@@ -169,8 +186,8 @@ def mala_warmup(
         temperature,
         mesh,
         key,
-        x0,
         params,
+        x0,
         jnp.asarray(initial_step_size, jnp.result_type(float)),
         jnp.asarray(target_acceptance, jnp.result_type(float)),
     )

@@ -28,6 +28,10 @@ turns initial noise ``x0`` into samples ``final.position``. With
 ``num_steps > 1`` each pass restarts the annealing from the previous pass's
 output (``trace.position[k]`` are the samples after pass ``k+1``).
 
+A :class:`~umrf.samplers.Clamped` position anneals only the free
+coordinates (the score is evaluated on the whole configuration; observed
+coordinates are never moved).
+
 References:
   Song & Ermon (2019), "Generative Modeling by Estimating Gradients of the
   Data Distribution", NeurIPS. Algorithm 1.
@@ -42,9 +46,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from umrf._validation import check_positive_int
-from umrf.samplers._base import SamplingAlgorithm
-from umrf.samplers._ula import _all_finite, _Bound, _check_position, _normal_like, _static_scalar
+from umrf._validation import check_callable, check_positive_int, static_positive_scalar
+from umrf.samplers import _langevin
+from umrf.samplers._base import SamplingAlgorithm, bind
 
 __all__ = [
     "AnnealedLangevinInfo",
@@ -81,14 +85,15 @@ def init(position: Any, params: Any = None) -> AnnealedLangevinState:
     """Create the state of one chain at ``position`` (``params`` unused).
 
     Args:
-      position: one configuration ``x`` (floating array or pytree).
+      position: one configuration ``x`` (floating array or pytree), or a
+        :class:`~umrf.samplers.Clamped` ``(value, observed)`` pair.
       params: ignored; present for the common ``init(x, params)`` shape.
 
     Returns:
       An :class:`AnnealedLangevinState`.
     """
     del params
-    _check_position(position)
+    _langevin.check_float_position(position)
     return AnnealedLangevinState(position)
 
 
@@ -102,31 +107,35 @@ def _annealed_step(
     steps_per_level: int,
     eps: Any,
 ) -> tuple[AnnealedLangevinState, AnnealedLangevinInfo]:
-    leaves = jax.tree_util.tree_leaves(state.position)
+    value, free = _langevin.split(state.position)
+    leaves = jax.tree_util.tree_leaves(value)
     dtype = jnp.result_type(*leaves)
     sig = jnp.asarray(sigmas, dtype)
     alphas = eps * jnp.square(sig) / (sigmas[-1] ** 2)
     level_keys = jax.random.split(key, len(sigmas))
+    _langevin.check_score_shape(
+        jax.eval_shape(score_fn, params, value, sig[0]), value, "score_fn(params, x, sigma)"
+    )
 
     def level(x: Any, xs: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[Any, None]:
         sigma, alpha, level_key = xs
         half, scale = 0.5 * alpha, jnp.sqrt(alpha)
 
         def inner(j: jax.Array, x: Any) -> Any:
-            z = _normal_like(jax.random.fold_in(level_key, j), x)
+            z = _langevin.normal_like(jax.random.fold_in(level_key, j), x)
             s = score_fn(params, x, sigma)
-            return jax.tree_util.tree_map(lambda a, b, c: a + half * b + scale * c, x, s, z)
+            return _langevin.move(x, s, z, half, scale, free)
 
         return jax.lax.fori_loop(0, steps_per_level, inner, x), None
 
-    position, _ = jax.lax.scan(level, state.position, (sig, alphas, level_keys))
-    diverged = ~_all_finite(position)
+    new_value, _ = jax.lax.scan(level, value, (sig, alphas, level_keys))
+    diverged = ~_langevin.all_finite(new_value)
     info = AnnealedLangevinInfo(acceptance_rate=jnp.ones((), dtype), diverged=diverged)
-    return AnnealedLangevinState(position), info
+    return AnnealedLangevinState(_langevin.rejoin(state.position, new_value)), info
 
 
 def build_kernel(
-    score_fn: ScoreFn, sigmas: Sequence[float], steps_per_level: int
+    score_fn: ScoreFn, *, sigmas: Sequence[float], steps_per_level: int
 ) -> Callable[[jax.Array, AnnealedLangevinState, Any, Any], Any]:
     """Return ``kernel(key, state, params, eps)``: one full annealing pass.
 
@@ -139,6 +148,7 @@ def build_kernel(
     Returns:
       ``kernel(key, state, params, eps) -> (state, info)``; ``eps`` may be traced.
     """
+    check_callable("score_fn", score_fn, "score_fn(params, x, sigma)")
     sig = _check_sigmas(sigmas)
     steps_per_level = check_positive_int("steps_per_level", steps_per_level)
 
@@ -176,7 +186,7 @@ def _check_sigmas(sigmas: Any) -> tuple[float, ...]:
 
 
 def annealed_langevin(
-    score_fn: ScoreFn, sigmas: Sequence[float], steps_per_level: int, eps: float
+    score_fn: ScoreFn, *, sigmas: Sequence[float], steps_per_level: int, eps: float
 ) -> SamplingAlgorithm:
     """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
 
@@ -192,9 +202,10 @@ def annealed_langevin(
     Args:
       score_fn: ``score_fn(params, x, sigma)`` on one configuration, returning
         an estimate of ``∇ₓ log p_σ(x)`` with the structure of ``x``.
-      sigmas: strictly decreasing noise levels ``σ_1 > ... > σ_L > 0``.
-      steps_per_level: ``T ≥ 1`` updates per level.
-      eps: base step size ``ε > 0`` (the step at the smallest level is ``ε``).
+      sigmas: keyword-only, strictly decreasing noise levels ``σ_1 > ... > σ_L > 0``.
+      steps_per_level: keyword-only ``T ≥ 1`` updates per level.
+      eps: keyword-only base step size ``ε > 0`` (the step at the smallest
+        level is ``ε``).
 
     Returns:
       ``SamplingAlgorithm(init, step)`` with ``init(x, params)`` and
@@ -203,7 +214,8 @@ def annealed_langevin(
     Examples:
       >>> import jax, jax.numpy as jnp, umrf
       >>> score = lambda p, x, s: -x / (1.0 + s**2)       # data N(0, I)
-      >>> alg = umrf.samplers.annealed_langevin(score, [1.0, 0.1], 10, eps=0.01)
+      >>> alg = umrf.samplers.annealed_langevin(
+      ...     score, sigmas=[1.0, 0.1], steps_per_level=10, eps=0.01)
       >>> state, info = alg.step(jax.random.key(0), alg.init(jnp.zeros(2), None), None)
       >>> state.position.shape
       (2,)
@@ -211,17 +223,13 @@ def annealed_langevin(
     References:
       Song & Ermon (2019), NeurIPS, Algorithm 1.
     """
-    if not callable(score_fn):
-        raise TypeError(
-            "`score_fn` must be a callable `score_fn(params, x, sigma)`; "
-            f"got {type(score_fn).__name__}."
-        )
+    check_callable("score_fn", score_fn, "score_fn(params, x, sigma)")
     sig = _check_sigmas(sigmas)
     steps_per_level = check_positive_int("steps_per_level", steps_per_level)
-    eps = _static_scalar("eps", eps)
+    eps = static_positive_scalar("eps", eps)
     return SamplingAlgorithm(
-        init=_Bound(init),
-        step=_Bound(
+        init=bind(init),
+        step=bind(
             _annealed_step,
             score_fn=score_fn,
             sigmas=sig,

@@ -11,9 +11,20 @@ program.
 
 Random numbers. The chain keys are ``split(key, num_chains)`` and chain ``c``
 uses ``fold_in(chain_key[c], t)`` at step ``t`` (counted from 0 over the whole
-run). The keys depend only on ``key``, the chain index and the step index,
-never on how chains are laid out over devices or how the run is chunked for
-progress reporting, so sharded, chunked and plain runs give the same chains.
+run). Every multi-chain runner in umrf (this driver, ``run_chains`` and the
+CD/PCD/replay negatives, ``mala_warmup``) uses this one schedule through
+:func:`scan_steps`.
+
+What "the same for the same key" promises. The random draws depend only on
+``key``, the chain index and the step index, never on how chains are laid out
+over devices or processes, or how the run is chunked for progress reporting.
+So the draws are bitwise identical across layouts; a discrete sampler's states
+(Gibbs) are then bitwise equal too, because their updates compare random bits
+with probabilities computed the same way. Floating-point positions (Langevin
+samplers) agree to rounding, not bitwise: XLA may vectorise the per-device
+batch of a sharded run differently from the whole batch (e.g. AVX-512 code for
+32 chains, another for 4), and rounding differences of a few ulps per step
+then propagate along the chain.
 
 Sharding. With ``mesh`` (a ``jax.sharding.Mesh`` with a ``"chains"`` axis,
 see :func:`umrf.sharding.chains_mesh`) the chain axis of the positions, the
@@ -25,6 +36,7 @@ never communicate, so each device runs its own chains.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -32,7 +44,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from umrf._validation import check_finite, check_positive_int, is_concrete
+from umrf._validation import check_finite, check_key, check_positive_int, is_concrete
 from umrf.samplers._base import SamplingAlgorithm
 
 __all__ = ["Trace", "sample_chains"]
@@ -54,11 +66,11 @@ class Trace(NamedTuple):
     info: Any
 
 
-# --------------------------------------------------------------------------- program pieces
+# --------------------------------------------------------------------------- the one loop
 
 
-def _constrain(tree: Any, mesh: Mesh | None, leading: int = 0) -> Any:
-    """Shard the chain axis (axis ``leading``) of every leaf over ``mesh``."""
+def constrain(tree: Any, mesh: Mesh | None, leading: int = 0) -> Any:
+    """Shard the chain axis (axis ``leading``) of every leaf over ``mesh`` (no-op without one)."""
     if mesh is None:
         return tree
     spec = P(*([None] * leading), _CHAINS)
@@ -69,6 +81,72 @@ def _constrain(tree: Any, mesh: Mesh | None, leading: int = 0) -> Any:
     return jax.tree_util.tree_map(one, tree)
 
 
+def chain_keys(key: jax.Array, num_chains: int, mesh: Mesh | None = None) -> jax.Array:
+    """The per-chain keys ``split(key, num_chains)`` (the one key schedule of every runner)."""
+    return constrain(jax.random.split(key, num_chains), mesh)
+
+
+def step_keys(keys: jax.Array, t: jax.Array) -> jax.Array:
+    """Chain ``c``'s key at global step ``t``: ``fold_in(keys[c], t)``."""
+    return jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, t)
+
+
+def init_chains(alg: SamplingAlgorithm, params: Any, x0: Any, mesh: Mesh | None = None) -> Any:
+    """``vmap(alg.init)`` over the chain axis of ``x0`` (sharded over ``mesh``)."""
+    state = jax.vmap(alg.init, in_axes=(0, None))(constrain(x0, mesh), params)
+    return constrain(state, mesh)
+
+
+def scan_steps(
+    transition: Callable[[jax.Array, Any, jax.Array], tuple[Any, Any]],
+    carry: Any,
+    keys: jax.Array,
+    t0: jax.Array,
+    *,
+    num_records: int,
+    thin: int = 1,
+    num_tail: int = 0,
+) -> tuple[Any, Any]:
+    """Run ``num_records·thin + num_tail`` steps from global step ``t0``; keep every ``thin``-th output.
+
+    The single loop behind every multi-chain runner (:func:`sample_chains`,
+    ``run_chains`` and the negatives, ``mala_warmup``): step ``t`` calls
+    ``transition(step_keys(keys, t), carry, t) -> (carry, out)``, so the
+    random numbers depend only on the key, the chain and the step index.
+    The outputs of steps ``t0 + thin - 1, t0 + 2·thin - 1, …`` are stacked;
+    the ``num_tail`` leftover steps run after them.
+    """
+
+    def one(carry: Any, t: jax.Array) -> tuple[Any, Any]:
+        return transition(step_keys(keys, t), carry, t)
+
+    def silent(t: jax.Array, carry: Any) -> Any:
+        return one(carry, t)[0]
+
+    def record(carry: Any, k: jax.Array) -> tuple[Any, Any]:
+        start = t0 + k * thin
+        if thin > 1:
+            carry = jax.lax.fori_loop(start, start + thin - 1, silent, carry)
+        return one(carry, start + thin - 1)
+
+    carry, outs = jax.lax.scan(record, carry, jnp.arange(num_records, dtype=jnp.int32))
+    if num_tail:
+        start = t0 + num_records * thin
+        carry = jax.lax.fori_loop(start, start + num_tail, silent, carry)
+    return carry, outs
+
+
+def _trace_transition(alg: SamplingAlgorithm, params: Any, mesh: Mesh | None) -> Callable:
+    vstep = jax.vmap(alg.step, in_axes=(0, 0, None))
+
+    def transition(keys: jax.Array, state: Any, t: jax.Array) -> tuple[Any, Trace]:
+        state, info = vstep(keys, state, params)
+        state = constrain(state, mesh)
+        return state, Trace(state.position, info)
+
+    return transition
+
+
 def _advance(
     alg: SamplingAlgorithm,
     n_record: int,
@@ -76,33 +154,26 @@ def _advance(
     n_tail: int,
     mesh: Mesh | None,
     state: Any,
-    chain_keys: jax.Array,
+    keys: jax.Array,
     params: Any,
     t0: jax.Array,
 ) -> tuple[Any, Trace]:
-    """Run ``n_record·thin + n_tail`` steps from global step ``t0``; record every ``thin``-th."""
-    vstep = jax.vmap(alg.step, in_axes=(0, 0, None))
-    fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+    return scan_steps(
+        _trace_transition(alg, params, mesh),
+        state,
+        keys,
+        t0,
+        num_records=n_record,
+        thin=thin,
+        num_tail=n_tail,
+    )
 
-    def one_step(state: Any, t: jax.Array) -> tuple[Any, Any]:
-        state, info = vstep(fold(chain_keys, t), state, params)
-        return _constrain(state, mesh), info
 
-    def silent(t: jax.Array, state: Any) -> Any:
-        return one_step(state, t)[0]
-
-    def record(state: Any, k: jax.Array) -> tuple[Any, Trace]:
-        start = t0 + k * thin
-        if thin > 1:
-            state = jax.lax.fori_loop(start, start + thin - 1, silent, state)
-        state, info = one_step(state, start + thin - 1)
-        return state, Trace(state.position, info)
-
-    state, trace = jax.lax.scan(record, state, jnp.arange(n_record, dtype=jnp.int32))
-    if n_tail:
-        start = t0 + n_record * thin
-        state = jax.lax.fori_loop(start, start + n_tail, silent, state)
-    return state, trace
+def _init_program(
+    alg: SamplingAlgorithm, mesh: Mesh | None, key: jax.Array, params: Any, x0: Any
+) -> tuple[Any, jax.Array]:
+    num_chains = jax.tree_util.tree_leaves(x0)[0].shape[0]
+    return init_chains(alg, params, x0, mesh), chain_keys(key, num_chains, mesh)
 
 
 def _full_program(
@@ -112,20 +183,11 @@ def _full_program(
     n_tail: int,
     mesh: Mesh | None,
     key: jax.Array,
-    x0: Any,
     params: Any,
+    x0: Any,
 ) -> tuple[Any, Trace]:
-    state, chain_keys = _init_program(alg, mesh, key, x0, params)
-    return _advance(alg, n_record, thin, n_tail, mesh, state, chain_keys, params, jnp.int32(0))
-
-
-def _init_program(
-    alg: SamplingAlgorithm, mesh: Mesh | None, key: jax.Array, x0: Any, params: Any
-) -> tuple[Any, jax.Array]:
-    num_chains = jax.tree_util.tree_leaves(x0)[0].shape[0]
-    chain_keys = _constrain(jax.random.split(key, num_chains), mesh)
-    state = jax.vmap(alg.init, in_axes=(0, None))(_constrain(x0, mesh), params)
-    return _constrain(state, mesh), chain_keys
+    state, keys = _init_program(alg, mesh, key, params, x0)
+    return _advance(alg, n_record, thin, n_tail, mesh, state, keys, params, jnp.int32(0))
 
 
 @functools.lru_cache(maxsize=128)
@@ -152,55 +214,43 @@ def _program(kind: str, alg: SamplingAlgorithm, *static: Any) -> Any:
 # --------------------------------------------------------------------------- validation
 
 
-def _check_alg(alg: Any) -> None:
+def check_alg(alg: Any) -> None:
+    """Raise ``TypeError`` unless ``alg`` looks like a ``SamplingAlgorithm(init, step)``."""
     if not (hasattr(alg, "init") and hasattr(alg, "step")) or not (
         callable(alg.init) and callable(alg.step)
     ):
         raise TypeError(
             "`alg` must be a SamplingAlgorithm(init, step), e.g. umrf.samplers.mala(energy_fn, "
-            f"step_size); got {type(alg).__name__}."
+            f"step_size=0.1); got {type(alg).__name__}."
         )
 
 
-def _check_key(key: Any) -> None:
-    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape != ():
-            raise ValueError(
-                f"`key` must be a single PRNG key; got a key array of shape {key.shape}."
-            )
-        return
-    arr_dtype = getattr(key, "dtype", None)
-    if arr_dtype != jnp.uint32 or jnp.ndim(key) != 1:
-        raise TypeError(
-            "`key` must be a PRNG key from jax.random.key(seed) (or jax.random.PRNGKey(seed)); "
-            f"got {type(key).__name__} with dtype {arr_dtype}."
-        )
-
-
-def _num_chains(x0: Any) -> int:
+def num_chains_of(x0: Any, name: str = "x0") -> int:
+    """The common leading (chain) size of every leaf of ``x0``; clear errors otherwise."""
     leaves = jax.tree_util.tree_leaves(x0)
     if not leaves:
-        raise ValueError("`x0` is empty; pass initial positions with a leading chain axis.")
+        raise ValueError(f"`{name}` is empty; pass initial positions with a leading chain axis.")
     sizes = set()
     for leaf in leaves:
         if jnp.ndim(leaf) == 0:
             raise ValueError(
-                "`x0` must have a leading chain axis (shape (num_chains, ...)); got a scalar "
-                "leaf. For one chain pass x[None]."
+                f"`{name}` must have a leading chain axis (shape (num_chains, ...)); got a "
+                "scalar leaf. For one chain pass x[None]."
             )
         sizes.add(jnp.shape(leaf)[0])
     if len(sizes) != 1:
         raise ValueError(
-            "every leaf of `x0` must have the same leading (chain) size; got sizes "
+            f"every leaf of `{name}` must have the same leading (chain) size; got sizes "
             f"{sorted(sizes)}."
         )
     n = sizes.pop()
     if n == 0:
-        raise ValueError("`x0` has zero chains; pass at least one initial position.")
+        raise ValueError(f"`{name}` has zero chains; pass at least one initial position.")
     return int(n)
 
 
-def _check_mesh(mesh: Any, num_chains: int) -> None:
+def check_mesh(mesh: Any, num_chains: int) -> None:
+    """Raise unless ``mesh`` is None or a Mesh whose ``"chains"`` axis divides the chains."""
     if mesh is None:
         return
     if not isinstance(mesh, Mesh):
@@ -227,8 +277,9 @@ def _check_mesh(mesh: Any, num_chains: int) -> None:
 def sample_chains(
     alg: SamplingAlgorithm,
     key: jax.Array,
-    x0: Any,
     params: Any,
+    x0: Any,
+    *,
     num_steps: int,
     thin: int = 1,
     mesh: Mesh | None = None,
@@ -248,22 +299,25 @@ def sample_chains(
       alg: a ``SamplingAlgorithm(init, step)`` (ULA, MALA, annealed Langevin,
         Gibbs, ...). Positions may be float or int arrays or pytrees.
       key: a PRNG key (``jax.random.key(seed)``).
+      params: the energy's parameters (any pytree; traced).
       x0: initial positions with a leading chain axis ``(num_chains, ...)``
         (a pytree whose leaves all share that leading size). The state is
         always rebuilt from positions with the *current* ``params`` (so
         persistent chains under changing parameters stay consistent).
-      params: the energy's parameters (any pytree; traced).
-      num_steps: number of transitions per chain (``≥ 1``).
-      thin: record every ``thin``-th state (``1 ≤ thin ≤ num_steps``). The
-        trace holds the states after steps ``thin, 2·thin, ...``; leftover
-        ``num_steps % thin`` steps still run and affect the final state.
-      mesh: optional ``Mesh`` with a ``"chains"`` axis to shard the chains
-        over its devices; ``num_chains`` must be a multiple of its size. The
-        result equals the unsharded one for the same key.
-      progress: ``False`` runs one program with no host round-trip. ``True``
-        (or an int, the number of chunks, default 20) splits the run into
-        chunks of steps, each a cached compiled ``lax.scan``, and shows a
-        tqdm bar updated once per chunk. The result is the same.
+      num_steps: keyword-only number of transitions per chain (``≥ 1``).
+      thin: keyword-only; record every ``thin``-th state (``1 ≤ thin ≤
+        num_steps``). The trace holds the states after steps ``thin,
+        2·thin, ...``; leftover ``num_steps % thin`` steps still run and
+        affect the final state.
+      mesh: keyword-only ``Mesh`` with a ``"chains"`` axis to shard the
+        chains over its devices; ``num_chains`` must be a multiple of its
+        size. The random draws equal the unsharded run's for the same key
+        (see the module docstring for what that promises).
+      progress: keyword-only. ``False`` runs one program with no host
+        round-trip. ``True`` (or an int, the number of chunks, default 20)
+        splits the run into chunks of steps, each a cached compiled
+        ``lax.scan``, and shows a tqdm bar updated once per chunk. The
+        random draws are the same.
 
     Returns:
       ``(final_state, trace)``: the vmapped final State (leading axis
@@ -278,23 +332,24 @@ def sample_chains(
 
     Examples:
       >>> import jax, jax.numpy as jnp, umrf
-      >>> alg = umrf.samplers.mala(lambda p, x: 0.5 * jnp.sum((x - p) ** 2), 0.5)
+      >>> alg = umrf.samplers.mala(lambda p, x: 0.5 * jnp.sum((x - p) ** 2), step_size=0.5)
       >>> x0 = jnp.zeros((64, 2))
-      >>> final, trace = umrf.sample_chains(alg, jax.random.key(0), x0, jnp.ones(2), 100, thin=10)
+      >>> final, trace = umrf.sample_chains(
+      ...     alg, jax.random.key(0), jnp.ones(2), x0, num_steps=100, thin=10)
       >>> trace.position.shape, trace.info.acceptance_rate.shape
       ((10, 64, 2), (10, 64))
     """
-    _check_alg(alg)
-    _check_key(key)
+    check_alg(alg)
+    check_key(key)
     num_steps = check_positive_int("num_steps", num_steps)
     thin = check_positive_int("thin", thin)
     if thin > num_steps:
         raise ValueError(
             f"`thin` ({thin}) must be <= `num_steps` ({num_steps}); the trace would be empty."
         )
-    num_chains = _num_chains(x0)
+    num_chains = num_chains_of(x0)
     check_finite("x0", x0)
-    _check_mesh(mesh, num_chains)
+    check_mesh(mesh, num_chains)
     if mesh is not None:
         if is_concrete(x0):
             x0 = jax.device_put(x0, NamedSharding(mesh, P(_CHAINS)))
@@ -305,15 +360,15 @@ def sample_chains(
 
     n_record, n_tail = divmod(num_steps, thin)
     if not progress:
-        return _program("full", alg, n_record, thin, n_tail, mesh)(key, x0, params)
-    return _run_chunked(alg, key, x0, params, n_record, thin, n_tail, mesh, progress)
+        return _program("full", alg, n_record, thin, n_tail, mesh)(key, params, x0)
+    return _run_chunked(alg, key, params, x0, n_record, thin, n_tail, mesh, progress)
 
 
 def _run_chunked(
     alg: SamplingAlgorithm,
     key: jax.Array,
-    x0: Any,
     params: Any,
+    x0: Any,
     n_record: int,
     thin: int,
     n_tail: int,
@@ -329,12 +384,12 @@ def _run_chunked(
     if rest or n_tail:
         plan.append((rest, n_tail))
 
-    state, chain_keys = _program("init", alg, mesh)(key, x0, params)
+    state, keys = _program("init", alg, mesh)(key, params, x0)
     pieces, t = [], 0
     with tqdm(total=n_record * thin + n_tail, unit="step", desc="sample_chains") as bar:
         for records, tail in plan:
             run = _program("chunk", alg, records, thin, tail, mesh)
-            state, piece = run(state, chain_keys, params, jnp.int32(t))
+            state, piece = run(state, keys, params, jnp.int32(t))
             if records:
                 pieces.append(piece)
             jax.block_until_ready(state)  # one host sync per chunk, never per step

@@ -51,6 +51,11 @@ Potts updates draw one 32-bit word per site and sweep and invert the
 conditional CDF with a 24-bit uniform (error ``≤ 2^-24`` per probability,
 the float32 resolution of the CDF).
 
+**Value equality.** The static part of a sampler (shape, boundary, whether
+the field is per site, the clamped sites) is a hashable plan; ``init`` and
+``step`` are bound to it with :func:`umrf.samplers.bind`, so samplers built
+from models of the same structure compare equal and reuse compiled programs.
+
 References:
   S. Geman, D. Geman, IEEE TPAMI 6 (1984); J. K. Salmon, M. A. Moraes,
   R. O. Dror, D. E. Shaw, "Parallel random numbers: as easy as 1, 2, 3",
@@ -73,8 +78,8 @@ from jax import lax
 
 from umrf._validation import is_concrete
 from umrf.models._lattice import Ising, Potts
-from umrf.samplers._base import SamplingAlgorithm
-from umrf.samplers._gibbs import GibbsInfo
+from umrf.samplers._base import SamplingAlgorithm, bind
+from umrf.samplers._gibbs_info import GibbsInfo
 
 _POOL_GROUP = 32
 
@@ -205,148 +210,173 @@ def _check_lattice_position(name: str, x: Any, model: Any, values_ok: Any, what:
     return x.astype(jnp.int8)
 
 
-def _check_params(params: Any, cls: type, model: Any) -> None:
-    if not isinstance(params, cls):
-        raise TypeError(
-            f"`params` must be a {cls.__name__} model like the one the sampler was built for; "
-            f"got {type(params).__name__}."
+class _LatticePlan:
+    """Static, hashable description of a lattice sampler (equal plans → equal samplers).
+
+    ``key = (kind, shape, periodic, num_states, field_shape, evidence)``; the
+    index machinery (:class:`_Lattice`) is built once per plan object, and
+    plans are shared through :func:`_plan_for`.
+    """
+
+    def __init__(self, key: tuple[Any, ...]):
+        kind, shape, periodic, num_states, field_shape, evidence = key
+        self.key = key
+        self.kind = kind
+        self.shape = shape
+        self.periodic = periodic
+        self.num_states = num_states
+        self.field_shape = field_shape
+        self.num_sites = math.prod(shape)
+        clamped = np.zeros(self.num_sites, bool)
+        clamped[[i for i, _ in evidence]] = True
+        self.ev_idx = np.asarray([i for i, _ in evidence], np.int32)
+        self.ev_val = np.asarray([v for _, v in evidence], np.int8)
+        self.lattice = _Lattice(shape, periodic, clamped)
+        self.model_type = Ising if kind == "ising" else Potts
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _LatticePlan) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        return f"_LatticePlan{self.key}"
+
+    def values_ok(self, v: Any) -> Any:
+        """Elementwise: is ``v`` a valid spin (Ising) or state (Potts)?"""
+        if self.kind == "ising":
+            return (v == 1) | (v == -1)
+        return (v >= 0) & (v < self.num_states)
+
+    @property
+    def what(self) -> str:
+        """What a valid value is, for error messages."""
+        return "spin (±1)" if self.kind == "ising" else f"Potts state (0..{self.num_states - 1})"
+
+    def check_params(self, params: Any) -> None:
+        """Raise unless ``params`` is a model of this plan's structure."""
+        cls = self.model_type
+        if not isinstance(params, cls):
+            raise TypeError(
+                f"`params` must be a {cls.__name__} model like the one the sampler was built "
+                f"for; got {type(params).__name__}."
+            )
+        same = (
+            params.shape == self.shape
+            and params.periodic == self.periodic
+            and jnp.shape(params.field) == self.field_shape
+            and jnp.shape(params.coupling) == ()
+            and (self.kind == "ising" or params.num_states == self.num_states)
         )
-    if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(model) or any(
-        a.shape != b.shape
-        for a, b in zip(
-            jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(model), strict=True
-        )
-    ):
-        raise ValueError(
-            f"`params` is a {params!r} with field shape {jnp.shape(params.field)}; the sampler "
-            f"was built for {model!r} with field shape {jnp.shape(model.field)}. Pass a model of "
-            "the same structure or build a new sampler."
-        )
+        if not same:
+            raise ValueError(
+                f"`params` is a {params!r} with field shape {jnp.shape(params.field)}; the "
+                f"sampler was built for shape {self.shape}, periodic={self.periodic}, field "
+                f"shape {self.field_shape}. Pass a model of the same structure or build a new "
+                "sampler."
+            )
 
 
-def _ising_gibbs(model: Ising, evidence: Any) -> SamplingAlgorithm:
-    def spin_ok(v: Any) -> Any:
-        return (v == 1) | (v == -1)
+@functools.lru_cache(maxsize=64)
+def _plan_for(key: tuple[Any, ...]) -> _LatticePlan:
+    return _LatticePlan(key)
 
-    ev = _lattice_evidence(evidence, model, spin_ok, "spin (±1)")
-    clamped = np.zeros(model.num_sites, bool)
-    clamped[list(ev)] = True
-    ev_idx = np.asarray(sorted(ev), np.int32)
-    ev_val = np.asarray([ev[i] for i in sorted(ev)], np.int8)
-    lat = _Lattice(model.shape, model.periodic, clamped)
+
+def _lattice_init(position: Any, params: Any, *, plan: _LatticePlan) -> LatticeGibbsState:
+    plan.check_params(params)
+    x = _check_lattice_position("position", position, plan, plan.values_ok, plan.what)
+    if plan.ev_idx.size:
+        x = x.reshape(-1).at[plan.ev_idx].set(plan.ev_val).reshape(plan.shape)
+    return LatticeGibbsState(x)
+
+
+def _ising_step(
+    key: jax.Array, state: LatticeGibbsState, params: Ising, *, plan: _LatticePlan
+) -> tuple[LatticeGibbsState, GibbsInfo]:
+    plan.check_params(params)
+    lat = plan.lattice
     n, q_pool = lat.n, lat.pool_size
     n_half = (n + 1) // 2
-    if model.periodic:
+    if plan.periodic:
         nb_values = range(-lat.degree, lat.degree + 1, 2)
     else:
         nb_values = range(-lat.degree, lat.degree + 1)
-    uniform_field = jnp.ndim(model.field) == 0
-
-    def init(position: Any, params: Ising) -> LatticeGibbsState:
-        _check_params(params, Ising, model)
-        x = _check_lattice_position("position", position, model, spin_ok, "spin (±1)")
-        if ev_idx.size:
-            x = x.reshape(-1).at[ev_idx].set(ev_val).reshape(model.shape)
-        return LatticeGibbsState(x)
-
-    def step(key: jax.Array, state: LatticeGibbsState, params: Ising) -> tuple[Any, GibbsInfo]:
-        _check_params(params, Ising, model)
-        J = jnp.asarray(params.coupling, jnp.float32)
-        s = state.position.reshape(n).astype(jnp.int8)
-        words = random_words(key, n_half + q_pool)
-        a16 = lax.bitcast_convert_type(words[:n_half], jnp.uint16).reshape(-1)[:n]
-        pool = lax.bitcast_convert_type(words[n_half:], jnp.uint16)  # (q_pool, 2)
-        bad = jnp.zeros((), bool)
+    uniform_field = plan.field_shape == ()
+    J = jnp.asarray(params.coupling, jnp.float32)
+    s = state.position.reshape(n).astype(jnp.int8)
+    bad = jnp.any(~plan.values_ok(s))  # only possible under jit (init checks concrete input)
+    words = random_words(key, n_half + q_pool)
+    a16 = lax.bitcast_convert_type(words[:n_half], jnp.uint16).reshape(-1)[:n]
+    pool = lax.bitcast_convert_type(words[n_half:], jnp.uint16)  # (q_pool, 2)
+    if uniform_field:
+        h = jnp.asarray(params.field, jnp.float32)
+        vals = jnp.asarray(list(nb_values), jnp.float32)
+        p_tab = jax.nn.sigmoid(2.0 * (J * vals + h))
+        hi_tab, lo_tab = _fixed_point(p_tab)
+        bad = bad | jnp.any(jnp.isnan(p_tab))
+    else:
+        h_flat = jnp.asarray(params.field, jnp.float32).reshape(n)
+    for c in (0, 1):
+        nbrs = lat.neighbours(s, 0)
+        nb = functools.reduce(jnp.add, nbrs) if nbrs else jnp.zeros_like(s)
         if uniform_field:
-            h = jnp.asarray(params.field, jnp.float32)
-            vals = jnp.asarray(list(nb_values), jnp.float32)
-            p_tab = jax.nn.sigmoid(2.0 * (J * vals + h))
-            hi_tab, lo_tab = _fixed_point(p_tab)
-            bad = jnp.any(jnp.isnan(p_tab))
+            t_hi = jnp.full((n,), hi_tab[0])
+            t_lo = jnp.full((n,), lo_tab[0])
+            for k, v in enumerate(nb_values):
+                if k == 0:
+                    continue
+                hit = nb == v
+                t_hi = jnp.where(hit, hi_tab[k], t_hi)
+                t_lo = jnp.where(hit, lo_tab[k], t_lo)
         else:
-            h_flat = jnp.asarray(params.field, jnp.float32).reshape(n)
-        for c in (0, 1):
-            nbrs = lat.neighbours(s, 0)
-            nb = functools.reduce(jnp.add, nbrs) if nbrs else jnp.zeros_like(s)
-            if uniform_field:
-                t_hi = jnp.full((n,), hi_tab[0])
-                t_lo = jnp.full((n,), lo_tab[0])
-                for k, v in enumerate(nb_values):
-                    if k == 0:
-                        continue
-                    hit = nb == v
-                    t_hi = jnp.where(hit, hi_tab[k], t_hi)
-                    t_lo = jnp.where(hit, lo_tab[k], t_lo)
-            else:
-                p = jax.nn.sigmoid(2.0 * (J * nb.astype(jnp.float32) + h_flat))
-                bad = bad | jnp.any(jnp.isnan(p) & lat.colour_masks[c])
-                t_hi, t_lo = _fixed_point(p)
-            b16 = jnp.broadcast_to(pool[:, c], (n // q_pool, q_pool)).reshape(n)
-            up = lazy_less(a16, b16, t_hi, t_lo)
-            new = jnp.where(up, jnp.int8(1), jnp.int8(-1))
-            s = jnp.where(lat.colour_masks[c], new, s)
-        info = GibbsInfo(jnp.ones((), jnp.float32), bad | ~jnp.isfinite(J))
-        return LatticeGibbsState(s.reshape(model.shape)), info
-
-    return SamplingAlgorithm(init, step)
+            p = jax.nn.sigmoid(2.0 * (J * nb.astype(jnp.float32) + h_flat))
+            bad = bad | jnp.any(jnp.isnan(p) & lat.colour_masks[c])
+            t_hi, t_lo = _fixed_point(p)
+        b16 = jnp.broadcast_to(pool[:, c], (n // q_pool, q_pool)).reshape(n)
+        up = lazy_less(a16, b16, t_hi, t_lo)
+        new = jnp.where(up, jnp.int8(1), jnp.int8(-1))
+        s = jnp.where(lat.colour_masks[c], new, s)
+    info = GibbsInfo(jnp.ones((), jnp.float32), bad | ~jnp.isfinite(J))
+    return LatticeGibbsState(s.reshape(plan.shape)), info
 
 
-def _potts_gibbs(model: Potts, evidence: Any) -> SamplingAlgorithm:
-    q = model.num_states
-
-    def state_ok(v: Any) -> Any:
-        return (v >= 0) & (v < q)
-
-    ev = _lattice_evidence(evidence, model, state_ok, f"Potts state (0..{q - 1})")
-    clamped = np.zeros(model.num_sites, bool)
-    clamped[list(ev)] = True
-    ev_idx = np.asarray(sorted(ev), np.int32)
-    ev_val = np.asarray([ev[i] for i in sorted(ev)], np.int8)
-    lat = _Lattice(model.shape, model.periodic, clamped)
-    n = lat.n
-    what = f"Potts state (0..{q - 1})"
-
-    def init(position: Any, params: Potts) -> LatticeGibbsState:
-        _check_params(params, Potts, model)
-        x = _check_lattice_position("position", position, model, state_ok, what)
-        if ev_idx.size:
-            x = x.reshape(-1).at[ev_idx].set(ev_val).reshape(model.shape)
-        return LatticeGibbsState(x)
-
-    def step(key: jax.Array, state: LatticeGibbsState, params: Potts) -> tuple[Any, GibbsInfo]:
-        _check_params(params, Potts, model)
-        J = jnp.asarray(params.coupling, jnp.float32)
-        h = jnp.broadcast_to(jnp.asarray(params.field, jnp.float32), model.shape + (q,))
-        h = h.reshape(n, q)
-        s = state.position.reshape(n).astype(jnp.int8)
-        u = (random_words(key, n) >> 8).astype(jnp.float32) * (2.0**-24)
-        bad = jnp.zeros((), bool)
-        for c in (0, 1):
-            nbrs = lat.neighbours(s, -1)
-            logits = []
-            for k in range(q):
-                count = sum((b == k).astype(jnp.float32) for b in nbrs) if nbrs else 0.0
-                logits.append(J * count + h[:, k])
-            top = logits[0]
-            for lk in logits[1:]:
-                top = jnp.maximum(top, lk)
-            cum = []
-            total = jnp.zeros((n,), jnp.float32)
-            for lk in logits:
-                total = total + jnp.exp(lk - top)
-                cum.append(total)
-            target = u * total
-            new = jnp.zeros((n,), jnp.int8)
-            for k in range(q - 1):
-                new = new + (cum[k] <= target).astype(jnp.int8)
-            bad = bad | jnp.any(jnp.isnan(total) & lat.colour_masks[c])
-            s = jnp.where(lat.colour_masks[c], new, s)
-        return LatticeGibbsState(s.reshape(model.shape)), GibbsInfo(jnp.ones((), jnp.float32), bad)
-
-    return SamplingAlgorithm(init, step)
+def _potts_step(
+    key: jax.Array, state: LatticeGibbsState, params: Potts, *, plan: _LatticePlan
+) -> tuple[LatticeGibbsState, GibbsInfo]:
+    plan.check_params(params)
+    lat = plan.lattice
+    n, q = lat.n, plan.num_states
+    J = jnp.asarray(params.coupling, jnp.float32)
+    h = jnp.broadcast_to(jnp.asarray(params.field, jnp.float32), plan.shape + (q,))
+    h = h.reshape(n, q)
+    s = state.position.reshape(n).astype(jnp.int8)
+    bad = jnp.any(~plan.values_ok(s))  # only possible under jit (init checks concrete input)
+    u = (random_words(key, n) >> 8).astype(jnp.float32) * (2.0**-24)
+    for c in (0, 1):
+        nbrs = lat.neighbours(s, -1)
+        logits = []
+        for k in range(q):
+            count = sum((b == k).astype(jnp.float32) for b in nbrs) if nbrs else 0.0
+            logits.append(J * count + h[:, k])
+        top = logits[0]
+        for lk in logits[1:]:
+            top = jnp.maximum(top, lk)
+        cum = []
+        total = jnp.zeros((n,), jnp.float32)
+        for lk in logits:
+            total = total + jnp.exp(lk - top)
+            cum.append(total)
+        target = u * total
+        new = jnp.zeros((n,), jnp.int8)
+        for k in range(q - 1):
+            new = new + (cum[k] <= target).astype(jnp.int8)
+        bad = bad | jnp.any(jnp.isnan(total) & lat.colour_masks[c])
+        s = jnp.where(lat.colour_masks[c], new, s)
+    return LatticeGibbsState(s.reshape(plan.shape)), GibbsInfo(jnp.ones((), jnp.float32), bad)
 
 
-def lattice_gibbs(model: Ising | Potts, evidence: Mapping | None = None) -> SamplingAlgorithm:
+def lattice_gibbs(model: Ising | Potts, *, evidence: Mapping | None = None) -> SamplingAlgorithm:
     """Checkerboard Gibbs sampler for an Ising or Potts lattice; one ``step`` = one sweep.
 
     Black sites (even coordinate sum) are redrawn from their exact
@@ -358,14 +388,16 @@ def lattice_gibbs(model: Ising | Potts, evidence: Mapping | None = None) -> Samp
     Args:
       model: an :class:`~umrf.models.Ising` or :class:`~umrf.models.Potts`
         model (fixes shape, boundary and whether the field is per-site).
-      evidence: optional ``{site: value}``; ``site`` a coordinate tuple or a
-        flat row-major index, ``value`` a spin ±1 (Ising) or a state (Potts).
-        Clamped sites never change.
+      evidence: keyword-only ``{site: value}``; ``site`` a coordinate tuple or
+        a flat row-major index, ``value`` a spin ±1 (Ising) or a state
+        (Potts). Clamped sites never change.
 
     Returns:
       ``SamplingAlgorithm(init, step)`` with ``LatticeGibbsState(position)``
       (an int8 lattice of the model's shape) and ``GibbsInfo`` (``diverged``
-      flags NaN conditionals, e.g. from non-finite params).
+      flags NaN conditionals, e.g. from non-finite params, and incoming
+      states that are not valid spins/states). Samplers built from models of
+      the same structure and equal evidence compare equal.
 
     Raises:
       TypeError/ValueError: an unsupported model or malformed evidence; at
@@ -374,15 +406,31 @@ def lattice_gibbs(model: Ising | Potts, evidence: Mapping | None = None) -> Samp
 
     Examples:
       >>> import jax, jax.numpy as jnp, umrf
-      >>> m = umrf.models.ising((8, 8), coupling=0.44)
+      >>> m = umrf.models.ising((8, 8), 0.44)
       >>> alg = umrf.samplers.gibbs(m)
       >>> st = alg.init(jnp.ones((8, 8), jnp.int8), m)
       >>> st, info = alg.step(jax.random.key(0), st, m)
-      >>> st.position.shape, st.position.dtype
-      ((8, 8), dtype('int8'))
+      >>> st.position.shape, st.position.dtype, alg == umrf.samplers.gibbs(m)
+      ((8, 8), dtype('int8'), True)
+
+    References:
+      S. Geman, D. Geman, IEEE TPAMI 6 (1984).
     """
     if isinstance(model, Ising):
-        return _ising_gibbs(model, evidence)
-    if isinstance(model, Potts):
-        return _potts_gibbs(model, evidence)
-    raise TypeError(f"`model` must be an Ising or Potts lattice; got {type(model).__name__}.")
+        kind, q, step = "ising", 2, _ising_step
+    elif isinstance(model, Potts):
+        kind, q, step = "potts", model.num_states, _potts_step
+    else:
+        raise TypeError(f"`model` must be an Ising or Potts lattice; got {type(model).__name__}.")
+    probe = _plan_for((kind, tuple(model.shape), bool(model.periodic), q, (), ()))
+    ev = _lattice_evidence(evidence, model, probe.values_ok, probe.what)
+    key = (
+        kind,
+        tuple(model.shape),
+        bool(model.periodic),
+        q,
+        tuple(jnp.shape(model.field)),
+        tuple(sorted(ev.items())),
+    )
+    plan = _plan_for(key)
+    return SamplingAlgorithm(bind(_lattice_init, plan=plan), bind(step, plan=plan))

@@ -18,6 +18,10 @@ of ``x``), mapped to normals by ``sqrt(2)·erfinv`` exactly as
 ``jax.random.normal`` does; this saves a key split and a second random-bits
 call per chain and step.
 
+A :class:`~umrf.samplers.Clamped` position samples the free coordinates
+given the observed ones; the proposal and its density then live on the free
+subspace (``umrf.samplers._langevin``), so the correction stays exact.
+
 A proposal whose energy or position is not finite is rejected (its
 acceptance probability is reported as 0) and flagged ``Info.diverged``; the
 chain stays where it was, which is the Metropolis–Hastings rule, not a
@@ -37,16 +41,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from umrf.samplers._base import SamplingAlgorithm
-from umrf.samplers._ula import (
-    _all_finite,
-    _Bound,
-    _check_energy_fn,
-    _check_position,
-    _check_scalar_energy,
-    _normal_like_and_uniform,
-    _static_scalar,
-)
+from umrf._validation import check_callable, static_positive_scalar
+from umrf.samplers import _langevin
+from umrf.samplers._base import SamplingAlgorithm, bind
 
 __all__ = ["MALAInfo", "MALAState", "build_kernel", "init", "mala"]
 
@@ -88,21 +85,19 @@ def init(position: Any, params: Any, energy_fn: EnergyFn) -> MALAState:
     """Create the state of one chain at ``position`` (energy and gradient cached).
 
     Args:
-      position: one configuration ``x`` (floating array or pytree).
+      position: one configuration ``x`` (floating array or pytree), or a
+        :class:`~umrf.samplers.Clamped` ``(value, observed)`` pair.
       params: parameters passed to ``energy_fn``.
       energy_fn: ``energy_fn(params, x) -> scalar``.
 
     Returns:
       A :class:`MALAState`.
     """
-    _check_position(position)
-    _check_scalar_energy(energy_fn, params, position)
-    energy, grad = jax.value_and_grad(energy_fn, argnums=1)(params, position)
+    _langevin.check_float_position(position)
+    value, free = _langevin.split(position)
+    _langevin.check_scalar_energy(energy_fn, params, value)
+    energy, grad = _langevin.energy_and_grad(energy_fn, params, value, free)
     return MALAState(position, energy, grad)
-
-
-def _sum_sq(tree: Any) -> jax.Array:
-    return sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(tree))
 
 
 def _mala_step(
@@ -114,23 +109,19 @@ def _mala_step(
     step_size: Any,
     temperature: float,
 ) -> tuple[MALAState, MALAInfo]:
+    value, free = _langevin.split(state.position)
     drift = step_size / temperature
     scale = jnp.sqrt(2.0 * step_size)
-    noise, uniform = _normal_like_and_uniform(key, state.position)
-    proposal = jax.tree_util.tree_map(
-        lambda x, g, z: x - drift * g + scale * z, state.position, state.energy_grad, noise
+    noise, uniform = _langevin.normal_like_and_uniform(key, value)
+    noise = _langevin.mask_free(noise, free)
+    proposal = _langevin.move(value, state.energy_grad, noise, -drift, scale, free)
+    energy, grad = _langevin.energy_and_grad(energy_fn, params, proposal, free)
+    log_q_backward, log_q_forward = _langevin.mala_log_proposals(
+        state.energy_grad, grad, noise, step_size, drift, scale
     )
-    energy, grad = jax.value_and_grad(energy_fn, argnums=1)(params, proposal)
-
-    # log q(y|x) = -|ε|²/2 ;  log q(x|y) = -|x - y + τ∇E(y)/T|² / (4τ)
-    backward = jax.tree_util.tree_map(
-        lambda g0, g1, z: drift * (g0 + g1) - scale * z, state.energy_grad, grad, noise
-    )
-    log_q_forward = -0.5 * _sum_sq(noise)
-    log_q_backward = -_sum_sq(backward) / (4.0 * step_size)
     log_ratio = -(energy - state.energy) / temperature + log_q_backward - log_q_forward
 
-    diverged = ~(jnp.isfinite(energy) & jnp.isfinite(log_ratio) & _all_finite(proposal))
+    diverged = ~(jnp.isfinite(energy) & jnp.isfinite(log_ratio) & _langevin.all_finite(proposal))
     log_u = jnp.log(uniform).astype(log_ratio.dtype)
     is_accepted = (log_u < log_ratio) & ~diverged
     acceptance_rate = jnp.where(diverged, 0.0, jnp.exp(jnp.minimum(log_ratio, 0.0)))
@@ -139,7 +130,7 @@ def _mala_step(
         return jax.tree_util.tree_map(lambda a, b: jnp.where(is_accepted, a, b), new, old)
 
     new_state = MALAState(
-        select(proposal, state.position),
+        _langevin.rejoin(state.position, select(proposal, value)),
         jnp.where(is_accepted, energy, state.energy),
         select(grad, state.energy_grad),
     )
@@ -147,7 +138,7 @@ def _mala_step(
 
 
 def build_kernel(
-    energy_fn: EnergyFn, temperature: float = 1.0
+    energy_fn: EnergyFn, *, temperature: float = 1.0
 ) -> Callable[[jax.Array, MALAState, Any, Any], tuple[MALAState, MALAInfo]]:
     """Return the MALA transition ``kernel(key, state, params, step_size)``.
 
@@ -161,8 +152,8 @@ def build_kernel(
     Returns:
       ``kernel(key, state, params, step_size) -> (MALAState, MALAInfo)``.
     """
-    _check_energy_fn(energy_fn)
-    temperature = _static_scalar("temperature", temperature)
+    check_callable("energy_fn", energy_fn, "energy_fn(params, x) -> scalar")
+    temperature = static_positive_scalar("temperature", temperature)
 
     def kernel(
         key: jax.Array, state: MALAState, params: Any, step_size: Any
@@ -174,20 +165,23 @@ def build_kernel(
     return kernel
 
 
-def mala(energy_fn: EnergyFn, step_size: float, temperature: float = 1.0) -> SamplingAlgorithm:
+def mala(
+    energy_fn: EnergyFn, *, step_size: float, temperature: float = 1.0
+) -> SamplingAlgorithm:
     """Metropolis-adjusted Langevin algorithm targeting ``exp(-E(params, x)/T)``.
 
     Args:
       energy_fn: ``energy_fn(params, x) -> scalar`` on one configuration.
-      step_size: ``τ > 0`` of the Langevin proposal
+      step_size: keyword-only ``τ > 0`` of the Langevin proposal
         ``y = x - τ∇E(x)/T + sqrt(2τ) ε``. Tune it with
         :func:`umrf.samplers.mala_warmup` (an acceptance rate near 0.57 is
         optimal in high dimension, Roberts & Rosenthal 1998).
-      temperature: ``T > 0``.
+      temperature: keyword-only ``T > 0``.
 
     Returns:
       ``SamplingAlgorithm(init, step)`` with ``init(x, params) -> MALAState``
-      and ``step(key, state, params) -> (MALAState, MALAInfo)``.
+      and ``step(key, state, params) -> (MALAState, MALAInfo)``; equal inputs
+      give equal algorithms. Positions may be :class:`~umrf.samplers.Clamped`.
 
     Examples:
       >>> import jax, jax.numpy as jnp, umrf
@@ -201,10 +195,10 @@ def mala(energy_fn: EnergyFn, step_size: float, temperature: float = 1.0) -> Sam
       Roberts & Tweedie (1996), Bernoulli 2(4):341–363.
       Roberts & Rosenthal (1998), JRSS-B 60(1):255–268.
     """
-    _check_energy_fn(energy_fn)
-    step_size = _static_scalar("step_size", step_size)
-    temperature = _static_scalar("temperature", temperature)
+    check_callable("energy_fn", energy_fn, "energy_fn(params, x) -> scalar")
+    step_size = static_positive_scalar("step_size", step_size)
+    temperature = static_positive_scalar("temperature", temperature)
     return SamplingAlgorithm(
-        init=_Bound(init, energy_fn=energy_fn),
-        step=_Bound(_mala_step, energy_fn=energy_fn, step_size=step_size, temperature=temperature),
+        init=bind(init, energy_fn=energy_fn),
+        step=bind(_mala_step, energy_fn=energy_fn, step_size=step_size, temperature=temperature),
     )

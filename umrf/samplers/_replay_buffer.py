@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from umrf._bind import bind
 from umrf._validation import check_positive_int, check_probability
 
 InitFn = Callable[[jax.Array, int], Any]
@@ -39,7 +40,7 @@ class ReplayBufferState(NamedTuple):
 
 
 def uniform_init(
-    shape: Sequence[int], low: float = -1.0, high: float = 1.0, dtype: Any = jnp.float32
+    shape: Sequence[int], *, low: float = -1.0, high: float = 1.0, dtype: Any = jnp.float32
 ) -> InitFn:
     """Reinitialisation distribution ``Uniform(low, high)`` on arrays of ``shape``.
 
@@ -47,21 +48,24 @@ def uniform_init(
 
     Args:
       shape: shape of ONE configuration.
-      low: lower bound.
-      high: upper bound, ``> low``.
-      dtype: floating dtype of the draws.
+      low: keyword-only lower bound.
+      high: keyword-only upper bound, ``> low``.
+      dtype: keyword-only floating dtype of the draws.
 
     Returns:
       ``init_fn(key, n) -> array of shape (n, *shape)``.
     """
     shape = tuple(int(s) for s in shape)
-    if not high > low:
+    if not float(high) > float(low):
         raise ValueError(f"`high` ({high}) must exceed `low` ({low}).")
 
-    def init_fn(key: jax.Array, n: int) -> jax.Array:
-        return jax.random.uniform(key, (n, *shape), dtype=dtype, minval=low, maxval=high)
+    return bind(_uniform_draw, shape=shape, low=float(low), high=float(high), dtype=dtype)
 
-    return init_fn
+
+def _uniform_draw(
+    key: jax.Array, n: int, *, shape: tuple[int, ...], low: float, high: float, dtype: Any
+) -> jax.Array:
+    return jax.random.uniform(key, (n, *shape), dtype=dtype, minval=low, maxval=high)
 
 
 class ReplayBuffer:
@@ -86,7 +90,7 @@ class ReplayBuffer:
       >>> import jax, umrf
       >>> buf = umrf.samplers.ReplayBuffer(100, umrf.samplers.uniform_init((2,)))
       >>> state = buf.init(jax.random.key(0))
-      >>> x, idx = buf.sample(jax.random.key(1), state, 8)
+      >>> x, idx = buf.sample(jax.random.key(1), state, batch_size=8)
       >>> state = buf.update(state, idx, x + 0.1)  # write refined negatives back
       >>> x.shape, state.samples.shape
       ((8, 2), (100, 2))
@@ -113,6 +117,15 @@ class ReplayBuffer:
     def __repr__(self) -> str:
         return f"ReplayBuffer(capacity={self.capacity}, reinit_prob={self.reinit_prob})"
 
+    def _key(self) -> tuple[Any, ...]:
+        return (self.capacity, self.init_fn, self.reinit_prob)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ReplayBuffer) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
     def init(self, key: jax.Array, samples: Any = None) -> ReplayBufferState:
         """Fill the buffer with ``init_fn`` draws (or with given ``samples``).
 
@@ -135,14 +148,14 @@ class ReplayBuffer:
         return ReplayBufferState(samples=samples, cursor=jnp.zeros((), jnp.int32))
 
     def sample(
-        self, key: jax.Array, state: ReplayBufferState, batch_size: int
+        self, key: jax.Array, state: ReplayBufferState, *, batch_size: int
     ) -> tuple[Any, jax.Array]:
         """Read a random batch, reinitialising each entry with probability ``reinit_prob``.
 
         Args:
           key: PRNG key.
           state: current buffer state.
-          batch_size: number of entries to read (static, ``>= 1``).
+          batch_size: keyword-only number of entries to read (static, ``>= 1``).
 
         Returns:
           ``(x, indices)``: the batch (leading axis ``batch_size``) and the

@@ -12,7 +12,14 @@ Without a Metropolis–Hastings correction the chain is biased: on
 for an exact sampler.
 
 The state caches the energy and its gradient at the current position, so a
-step costs one ``jax.value_and_grad`` of the energy.
+step costs one ``jax.value_and_grad`` of the energy. A
+:class:`~umrf.samplers.Clamped` position samples the free coordinates given
+the observed ones (see ``umrf.samplers._langevin``).
+
+**Decoupled step and noise (SGLD as used by JEM).** The update
+``x' = x + α ∇f(x) + σ ε`` with ``f = -E`` (JEM: ``α = 1``, ``σ = 0.01``) is
+exactly ULA with ``τ = σ²/2`` and ``T = τ/α = σ²/(2α)``:
+``ula(energy_fn, step_size=σ**2 / 2, temperature=σ**2 / (2 * α))``.
 
 References:
   Roberts & Tweedie (1996), "Exponential convergence of Langevin
@@ -26,10 +33,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from umrf._validation import check_positive
-from umrf.samplers._base import SamplingAlgorithm
+from umrf._validation import check_callable, static_positive_scalar
+from umrf.samplers import _langevin
+from umrf.samplers._base import SamplingAlgorithm, bind
 
 __all__ = ["ULAInfo", "ULAState", "build_kernel", "init", "ula"]
 
@@ -64,144 +71,6 @@ class ULAInfo(NamedTuple):
     diverged: jax.Array
 
 
-# --------------------------------------------------------------------------- helpers
-# (shared with MALA)
-
-
-class _Bound:
-    """``fn`` with bound keyword arguments, compared and hashed by value.
-
-    Two algorithms built from the same energy function and the same
-    hyperparameters compare equal, so :func:`umrf.sample_chains` reuses one
-    compiled program for both (a training loop may rebuild its sampler every
-    iteration without recompiling).
-    """
-
-    __slots__ = ("fn", "kwargs", "_key", "__weakref__")
-
-    def __init__(self, fn: Callable[..., Any], **kwargs: Any) -> None:
-        self.fn = fn
-        self.kwargs = kwargs
-        self._key = (fn, tuple(sorted(kwargs.items())))
-
-    def __call__(self, *args: Any) -> Any:
-        return self.fn(*args, **self.kwargs)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Bound) and self._key == other._key
-
-    def __hash__(self) -> int:
-        return hash(self._key)
-
-    def __repr__(self) -> str:
-        kw = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
-        return f"{getattr(self.fn, '__name__', self.fn)}({kw})"
-
-
-def _static_scalar(name: str, value: Any) -> Any:
-    """Validate ``value > 0`` and return a Python float when it is concrete.
-
-    A traced value (an algorithm built inside ``jit``) is returned unchanged.
-    """
-    if isinstance(value, jax.core.Tracer):
-        return value
-    arr = np.asarray(value)
-    if arr.ndim != 0:
-        raise ValueError(f"`{name}` must be a scalar; got an array of shape {arr.shape}.")
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"`{name}` must be a real number; got {value!r}.")
-    check_positive(name, value)
-    return float(arr)
-
-
-def _check_energy_fn(energy_fn: Any, name: str = "energy_fn") -> None:
-    if not callable(energy_fn):
-        raise TypeError(
-            f"`{name}` must be a callable `{name}(params, x) -> scalar`; "
-            f"got {type(energy_fn).__name__}."
-        )
-
-
-def _normal_like(key: jax.Array, tree: Any) -> Any:
-    """Standard normal noise with the structure, shapes and dtypes of ``tree``.
-
-    A single array uses one ``jax.random.normal`` draw from ``key`` directly.
-    """
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    if len(leaves) == 1:
-        keys = [key]
-    else:
-        keys = list(jax.random.split(key, len(leaves)))
-    noise = [
-        jax.random.normal(k, jnp.shape(x), jnp.result_type(x))
-        for k, x in zip(keys, leaves, strict=True)
-    ]
-    return jax.tree_util.tree_unflatten(treedef, noise)
-
-
-def _normal_like_and_uniform(key: jax.Array, tree: Any) -> tuple[Any, jax.Array]:
-    """Standard normal noise shaped like ``tree`` and one ``U(0, 1)`` scalar, from one draw.
-
-    A Metropolis–Hastings step needs both. Drawing them as ONE vector of
-    ``n + 1`` uniforms on ``(-1, 1)`` (``n`` the number of entries of
-    ``tree``) costs one counter-based random-bits call instead of a key split
-    plus two calls; the first ``n`` become normals by the inverse-CDF map
-    ``sqrt(2) · erfinv(u)`` that ``jax.random.normal`` itself uses, and the
-    last becomes ``(u + 1) / 2``, uniform on ``(0, 1)``. Leaves of different
-    dtypes fall back to separate draws from split keys.
-    """
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    dtypes = {jnp.result_type(x) for x in leaves}
-    if len(dtypes) != 1:
-        key_noise, key_u = jax.random.split(key)
-        u = jax.random.uniform(key_u, (), jnp.result_type(*dtypes))
-        return _normal_like(key_noise, tree), u
-    (dtype,) = dtypes
-    sizes = [int(np.prod(jnp.shape(x), dtype=np.int64)) for x in leaves]
-    lo = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype))
-    u = jax.random.uniform(key, (sum(sizes) + 1,), dtype, minval=lo, maxval=1.0)
-    normal = np.sqrt(2.0).astype(dtype) * jax.lax.erf_inv(u[:-1])
-    noise, offset = [], 0
-    for x, size in zip(leaves, sizes, strict=True):
-        noise.append(normal[offset : offset + size].reshape(jnp.shape(x)))
-        offset += size
-    return jax.tree_util.tree_unflatten(treedef, noise), 0.5 * (u[-1] + 1.0)
-
-
-def _all_finite(tree: Any) -> jax.Array:
-    """True when every entry of every leaf of ``tree`` is finite.
-
-    Computed as ``isfinite(Σ entries)``: one plain reduction per leaf on the hot
-    path. A NaN or ±inf entry always makes the sum non-finite; the only false
-    alarm is a sum of finite entries overflowing (|Σ| > 3.4e38 in float32),
-    which is itself a divergence.
-    """
-    out = jnp.array(True)
-    for leaf in jax.tree_util.tree_leaves(tree):
-        out = out & jnp.isfinite(jnp.sum(leaf))
-    return out
-
-
-def _check_position(x: Any) -> None:
-    for leaf in jax.tree_util.tree_leaves(x):
-        if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
-            raise TypeError(
-                "Langevin samplers need a floating-point position; got dtype "
-                f"{jnp.result_type(leaf)}. Cast the initial position with .astype(float)."
-            )
-
-
-def _check_scalar_energy(energy_fn: EnergyFn, params: Any, position: Any) -> None:
-    """Raise ``ValueError`` unless ``energy_fn(params, position)`` is a scalar (shape-only)."""
-    shape = jax.eval_shape(energy_fn, params, position).shape
-    if shape != ():
-        raise ValueError(
-            "`energy_fn(params, x)` must return a scalar for ONE configuration x; got shape "
-            f"{shape}. Batch with jax.vmap (or umrf.sample_chains), never inside "
-            "the energy."
-        )
-
-
 # --------------------------------------------------------------------------- ULA
 
 
@@ -209,16 +78,18 @@ def init(position: Any, params: Any, energy_fn: EnergyFn) -> ULAState:
     """Create the state of one chain at ``position``.
 
     Args:
-      position: one configuration ``x`` (floating array or pytree).
+      position: one configuration ``x`` (floating array or pytree), or a
+        :class:`~umrf.samplers.Clamped` ``(value, observed)`` pair.
       params: parameters passed to ``energy_fn``.
       energy_fn: ``energy_fn(params, x) -> scalar``.
 
     Returns:
       A :class:`ULAState` with the energy and its gradient cached.
     """
-    _check_position(position)
-    _check_scalar_energy(energy_fn, params, position)
-    energy, grad = jax.value_and_grad(energy_fn, argnums=1)(params, position)
+    _langevin.check_float_position(position)
+    value, free = _langevin.split(position)
+    _langevin.check_scalar_energy(energy_fn, params, value)
+    energy, grad = _langevin.energy_and_grad(energy_fn, params, value, free)
     return ULAState(position, energy, grad)
 
 
@@ -231,20 +102,19 @@ def _ula_step(
     step_size: Any,
     temperature: float,
 ) -> tuple[ULAState, ULAInfo]:
+    value, free = _langevin.split(state.position)
     drift = step_size / temperature
     scale = jnp.sqrt(2.0 * step_size)
-    noise = _normal_like(key, state.position)
-    position = jax.tree_util.tree_map(
-        lambda x, g, z: x - drift * g + scale * z, state.position, state.energy_grad, noise
-    )
-    energy, grad = jax.value_and_grad(energy_fn, argnums=1)(params, position)
-    diverged = ~(jnp.isfinite(energy) & _all_finite(position))
+    noise = _langevin.normal_like(key, value)
+    new_value = _langevin.move(value, state.energy_grad, noise, -drift, scale, free)
+    energy, grad = _langevin.energy_and_grad(energy_fn, params, new_value, free)
+    diverged = ~(jnp.isfinite(energy) & _langevin.all_finite(new_value))
     info = ULAInfo(acceptance_rate=jnp.ones((), energy.dtype), diverged=diverged)
-    return ULAState(position, energy, grad), info
+    return ULAState(_langevin.rejoin(state.position, new_value), energy, grad), info
 
 
 def build_kernel(
-    energy_fn: EnergyFn, temperature: float = 1.0
+    energy_fn: EnergyFn, *, temperature: float = 1.0
 ) -> Callable[[jax.Array, ULAState, Any, Any], tuple[ULAState, ULAInfo]]:
     """Return the ULA transition ``kernel(key, state, params, step_size)``.
 
@@ -258,8 +128,8 @@ def build_kernel(
     Returns:
       ``kernel(key, state, params, step_size) -> (ULAState, ULAInfo)``.
     """
-    _check_energy_fn(energy_fn)
-    temperature = _static_scalar("temperature", temperature)
+    check_callable("energy_fn", energy_fn, "energy_fn(params, x) -> scalar")
+    temperature = static_positive_scalar("temperature", temperature)
 
     def kernel(
         key: jax.Array, state: ULAState, params: Any, step_size: Any
@@ -271,14 +141,14 @@ def build_kernel(
     return kernel
 
 
-def ula(energy_fn: EnergyFn, step_size: float, temperature: float = 1.0) -> SamplingAlgorithm:
+def ula(energy_fn: EnergyFn, *, step_size: float, temperature: float = 1.0) -> SamplingAlgorithm:
     """Unadjusted Langevin algorithm: ``x' = x - τ∇E(x)/T + sqrt(2τ) ε``.
 
     Args:
       energy_fn: ``energy_fn(params, x) -> scalar`` on one configuration.
-      step_size: ``τ > 0``.
-      temperature: ``T > 0``; the chain targets ``exp(-E/T)`` (up to the
-        O(τ) discretisation bias).
+      step_size: keyword-only ``τ > 0``.
+      temperature: keyword-only ``T > 0``; the chain targets ``exp(-E/T)`` (up
+        to the O(τ) discretisation bias).
 
     Returns:
       ``SamplingAlgorithm(init, step)`` with ``init(x, params) -> ULAState``
@@ -297,10 +167,10 @@ def ula(energy_fn: EnergyFn, step_size: float, temperature: float = 1.0) -> Samp
     References:
       Roberts & Tweedie (1996), Bernoulli 2(4):341–363.
     """
-    _check_energy_fn(energy_fn)
-    step_size = _static_scalar("step_size", step_size)
-    temperature = _static_scalar("temperature", temperature)
+    check_callable("energy_fn", energy_fn, "energy_fn(params, x) -> scalar")
+    step_size = static_positive_scalar("step_size", step_size)
+    temperature = static_positive_scalar("temperature", temperature)
     return SamplingAlgorithm(
-        init=_Bound(init, energy_fn=energy_fn),
-        step=_Bound(_ula_step, energy_fn=energy_fn, step_size=step_size, temperature=temperature),
+        init=bind(init, energy_fn=energy_fn),
+        step=bind(_ula_step, energy_fn=energy_fn, step_size=step_size, temperature=temperature),
     )

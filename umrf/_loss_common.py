@@ -1,4 +1,4 @@
-"""Shared pieces of umrf's losses: input checks and non-finite reporting.
+"""Shared pieces of umrf's losses (in umrf.losses and the CRF loss): input checks, non-finite reporting.
 
 Every loss is a pure scalar batch mean (DESIGN.md §4). A non-finite loss is
 never replaced: it is returned as NaN/inf, and with ``return_info=True`` the
@@ -69,14 +69,6 @@ def check_float_batch(name: str, x: Any) -> int:
             )
     check_finite(name, x)
     return n
-
-
-def check_key(key: Any) -> None:
-    """Raise ``TypeError`` unless ``key`` looks like a JAX PRNG key."""
-    if isinstance(key, int | float) or key is None:
-        raise TypeError(
-            f"`key` must be a JAX PRNG key (jax.random.key(0)); got {type(key).__name__}."
-        )
 
 
 def finalize(per_example: jax.Array, return_info: bool) -> Any:

@@ -1,4 +1,9 @@
-"""Negative log-likelihood of a linear-chain CRF as a batch loss (DESIGN.md §4)."""
+"""Negative log-likelihood of a linear-chain CRF as a batch loss (DESIGN.md §4).
+
+Exported as ``umrf.losses.crf_negative_log_likelihood``; it lives beside the
+chain CRF so that ``umrf.crf``'s trainers use it without ``umrf.crf``
+importing ``umrf.losses`` (which imports this module).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from umrf.crf._chain import chain_log_likelihood, check_chain_batch
-from umrf.losses._common import finalize
+from umrf._loss_common import finalize
 
 
 def crf_negative_log_likelihood(
@@ -16,9 +21,9 @@ def crf_negative_log_likelihood(
     transitions: jax.Array,
     tags: jax.Array,
     mask: jax.Array | None = None,
+    *,
     start: jax.Array | None = None,
     end: jax.Array | None = None,
-    *,
     method: str = "auto",
     return_info: bool = False,
 ) -> Any:
@@ -73,7 +78,7 @@ def crf_negative_log_likelihood(
         mask = jnp.ones(emissions.shape[:2], bool)
 
     def one(e, y, m):
-        return chain_log_likelihood(e, transitions, y, m, start, end, method=method)
+        return chain_log_likelihood(e, transitions, y, m, start=start, end=end, method=method)
 
     ll = jax.vmap(one)(emissions, jnp.asarray(tags), jnp.asarray(mask))
     return finalize(-ll, return_info)
