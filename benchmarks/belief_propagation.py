@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table, time_jax, write_section  # noqa: E402
 
 import umrf  # noqa: E402
-from umrf.models import DiscreteMRF, Factor  # noqa: E402
 from umrf._structure import groups_for  # noqa: E402
+from umrf.models import DiscreteMRF, Factor  # noqa: E402
 
 J = 0.3
 DAMPING = 0.5
@@ -94,7 +94,9 @@ def main() -> None:
     mrf = build_umrf(side, unary)
 
     def umrf_run(m):
-        res = umrf.inference.loopy_belief_propagation(m, iters, DAMPING, mode="sum")
+        res = umrf.inference.loopy_belief_propagation(
+            m, num_iters=iters, damping=DAMPING, mode="sum"
+        )
         return jnp.stack(res.variables)
 
     first_u, run_u, marg_u = time_jax(umrf_run, mrf)

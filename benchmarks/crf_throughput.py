@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table, time_jax, time_python, write_section  # noqa: E402
 
 import umrf  # noqa: E402
-from umrf.crf import GridKernels, mean_field, potts_compatibility  # noqa: E402
+from umrf.crf import GridKernels, grid_mean_field, potts_compatibility  # noqa: E402
 from umrf.crf._forward import log_partition_guarded  # noqa: E402
 
 
@@ -51,9 +51,11 @@ def umrf_fn(method):
     def fn(e, A, tags, s, f):
         mask = jnp.ones(e.shape[:2], bool)
         ll = jax.vmap(
-            lambda e_, y_, m_: umrf.crf.chain_log_likelihood(e_, A, y_, m_, s, f, method=method)
+            lambda e_, y_, m_: umrf.crf.chain_log_likelihood(
+                e_, A, y_, m_, start=s, end=f, method=method
+            )
         )(e, tags, mask)
-        path, _ = jax.vmap(lambda e_, m_: umrf.crf.viterbi(e_, A, m_, s, f))(e, mask)
+        path, _ = jax.vmap(lambda e_, m_: umrf.crf.viterbi(e_, A, m_, start=s, end=f))(e, mask)
         return ll, path
 
     return jax.jit(fn)
@@ -162,7 +164,9 @@ def bench_training(B, L, K, repeats):
     for method in METHODS:
 
         def loss(e, A, method=method):
-            return umrf.losses.crf_negative_log_likelihood(e, A, tags, None, s, f, method=method)
+            return umrf.losses.crf_negative_log_likelihood(
+                e, A, tags, None, start=s, end=f, method=method
+            )
 
         fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
         first, run, (value, g) = time_jax(fn, e, A, repeats=repeats)
@@ -208,7 +212,11 @@ def bench_mean_field(B, size, C, iters, repeats):
     k = GridKernels(*(jnp.asarray(v, jnp.float32) for v in GridKernels()))
     rows = []
     for radius in (1, 2):
-        fn = jax.jit(lambda z, img, mu, k, r=radius: mean_field(z, img, mu, k, iters, radius=r))
+        fn = jax.jit(
+            lambda z, img, mu, k, r=radius: grid_mean_field(
+                z, mu, k, img, num_iters=iters, radius=r
+            )
+        )
         first, run, _ = time_jax(fn, z, img, mu, k, repeats=repeats)
         rows.append([B, f"{size}x{size}", C, radius, iters, first, run / iters * 1e3])
     return rows
@@ -242,7 +250,7 @@ def main(argv=None):
     if not args.quick:
         mf_rows += bench_mean_field(4, 256, 21, 5, 3)
     mf_headers = ["batch", "image", "labels", "radius", "iters", "first call s", "ms / iteration"]
-    text.append("### Grid CRF mean field (umrf.crf.mean_field), time per iteration\n")
+    text.append("### Grid CRF mean field (umrf.crf.grid_mean_field), time per iteration\n")
     text.append(table(mf_rows, mf_headers) + "\n")
     print(text[-2] + text[-1])
     notes = (

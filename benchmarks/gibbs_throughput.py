@@ -40,7 +40,7 @@ def umrf_runner(side: int, chains: int, sweeps: int):
     x0 = x0.astype(jnp.int8)
 
     def run(key):
-        final, _ = umrf.sample_chains(alg, key, x0, model, sweeps, thin=sweeps)
+        final, _ = umrf.sample_chains(alg, key, model, x0, num_steps=sweeps, thin=sweeps)
         return final.position
 
     def energy(pos):

@@ -124,7 +124,7 @@ def per_chain_loop(step, init_state, chains, steps):
 
 def umrf_runner(alg, model, steps):
     def run(key, x0):
-        final, trace = umrf.sample_chains(alg, key, x0, model, steps, thin=steps)
+        final, trace = umrf.sample_chains(alg, key, model, x0, num_steps=steps, thin=steps)
         return final.position
 
     return run
@@ -134,7 +134,7 @@ def blackjax_runners(model, tau, chains, steps):
     import blackjax
 
     logdensity = lambda x: -model.energy(x)  # noqa: E731
-    mala = blackjax.mala(logdensity, tau)
+    mala = blackjax.mala(logdensity, step_size=tau)
     run_mala = per_chain_loop(lambda k, s: mala.step(k, s)[0], mala.init, chains, steps)
     grad = jax.grad(logdensity)
     sgld = blackjax.sgld(lambda x, batch: grad(x))
@@ -244,10 +244,10 @@ def main() -> None:
         # Fixed target, closed over (params=None), exactly as blackjax is used below.
         fixed = lambda _, x, model=model: model.energy(x)  # noqa: E731
         jobs = {
-            "umrf ULA": (umrf_runner(umrf.samplers.ula(fixed, tau), None, steps), ""),
-            "umrf MALA": (umrf_runner(umrf.samplers.mala(fixed, tau), None, steps), ""),
+            "umrf ULA": (umrf_runner(umrf.samplers.ula(fixed, step_size=tau), None, steps), ""),
+            "umrf MALA": (umrf_runner(umrf.samplers.mala(fixed, step_size=tau), None, steps), ""),
             "umrf MALA, model as traced params": (
-                umrf_runner(umrf.samplers.mala(energy, tau), model, steps),
+                umrf_runner(umrf.samplers.mala(energy, step_size=tau), model, steps),
                 "training-loop setting: new params, no recompile",
             ),
         }

@@ -78,14 +78,14 @@ def umrf_runner(kind: str, dim: int, hidden: int, batch: int, data: np.ndarray, 
     opt = optax.adam(LR)
     x = jnp.asarray(data)
     if kind == "pcd":
-        alg = umrf.samplers.ula(energy_fn, STEP_SIZE)
+        alg = umrf.samplers.ula(energy_fn, step_size=STEP_SIZE)
         buf = umrf.samplers.ReplayBuffer(
             BUFFER, lambda k, n: 0.01 * jax.random.normal(k, (n, dim)), reinit_prob=0.05
         )
 
         def loss_fn(p, b, key, bstate):
             neg, bstate, _ = umrf.samplers.replay_negatives(
-                alg, buf, key, bstate, p, batch_size=batch, num_steps=K_STEPS
+                alg, buf, key, p, bstate, batch_size=batch, num_steps=K_STEPS
             )
             return umrf.losses.contrastive_divergence(energy_fn, p, b, neg, alpha=ALPHA), bstate
 
@@ -94,15 +94,13 @@ def umrf_runner(kind: str, dim: int, hidden: int, batch: int, data: np.ndarray, 
         score_fn = umrf.score(energy_fn)
 
         def loss_fn(p, b, key, extra):
-            return umrf.losses.denoising_score_matching(score_fn, p, b, key, sigma=SIGMA), extra
+            return umrf.losses.denoising_score_matching(score_fn, key, p, b, sigma=SIGMA), extra
 
         extra = None
-    state = training.init_train_state(params, opt, jax.random.key(0), extra)
+    state = training.init_train_state(opt, jax.random.key(0), params, extra=extra)
 
     def step(s):
-        return training.train_step(
-            s, x, loss_fn=loss_fn, optimizer=opt, batch_size=batch, compiler_options=options
-        )
+        return training.train_step(loss_fn, opt, s, x, batch_size=batch, compiler_options=options)
 
     t0 = time.perf_counter()
     state, loss = jax.block_until_ready(step(state))

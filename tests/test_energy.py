@@ -20,7 +20,7 @@ def test_logdensity_and_score_follow_the_convention():
         np.testing.assert_allclose(sc(g, x), -(g.precision @ (x - g.mean)) / t, rtol=1e-5)
         # the score is the gradient of the normalised log-density too (Z drops out)
         np.testing.assert_allclose(
-            sc(g, x), jax.grad(lambda y, t=t: g.log_prob(y, t))(x), rtol=1e-5, atol=1e-6
+            sc(g, x), jax.grad(lambda y, t=t: g.log_prob(y, temperature=t))(x), rtol=1e-5, atol=1e-6
         )
 
 

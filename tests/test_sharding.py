@@ -38,18 +38,21 @@ def test_mesh_helpers():
 @pytest.mark.parametrize("kind", ["mala", "annealed"])
 def test_sharded_run_equals_one_device_run(model, kind):
     if kind == "mala":
-        alg = umrf.samplers.mala(energy, 0.3)
+        alg = umrf.samplers.mala(energy, step_size=0.3)
         steps, thin = 40, 4
     else:
         alg = umrf.samplers.annealed_langevin(
-            lambda m, x, s: -jax.grad(m.energy)(x) / (1 + s**2), [2.0, 1.0], 5, 0.05
+            lambda m, x, s: -jax.grad(m.energy)(x) / (1 + s**2),
+            sigmas=[2.0, 1.0],
+            steps_per_level=5,
+            eps=0.05,
         )
         steps, thin = 2, 1
     x0 = jax.random.normal(jax.random.key(0), (32, 3))
     key = jax.random.key(42)
     mesh = umrf.sharding.chains_mesh()
-    single = umrf.sample_chains(alg, key, x0, model, steps, thin=thin)
-    sharded = umrf.sample_chains(alg, key, x0, model, steps, thin=thin, mesh=mesh)
+    single = umrf.sample_chains(alg, key, model, x0, num_steps=steps, thin=thin)
+    sharded = umrf.sample_chains(alg, key, model, x0, num_steps=steps, thin=thin, mesh=mesh)
     assert sharded[1].position.sharding.spec == jax.sharding.PartitionSpec(None, "chains")
     assert len(sharded[0].position.sharding.device_set) == 8
     for a, b in zip(

@@ -1,4 +1,4 @@
-"""Training helper: bit-for-bit resume, checkpoints, divergence stop, data parallelism, MMD."""
+"""Training helper: bit-for-bit resume, checkpoints, divergence stop, data parallelism."""
 
 import json
 
@@ -29,13 +29,13 @@ QUAD0 = {"m": jnp.zeros(2), "log_prec": jnp.zeros(())}
 ENERGY_FN, MLP_PARAMS = umrf.models.nnx_energy(
     umrf.models.MLPEnergy(2, (16,), confinement=0.5, rngs=nnx.Rngs(0))
 )
-ALG = umrf.samplers.mala(ENERGY_FN, 0.05)
-BUFFER = umrf.samplers.ReplayBuffer(64, umrf.samplers.uniform_init((2,), -2.0, 2.0))
+ALG = umrf.samplers.mala(ENERGY_FN, step_size=0.05)
+BUFFER = umrf.samplers.ReplayBuffer(64, umrf.samplers.uniform_init((2,), low=-2.0, high=2.0))
 
 
-def replay_cd_loss(params, batch, key, bstate):
+def replay_cd_loss(key, params, batch, bstate):
     x_model, bstate, _ = umrf.samplers.replay_negatives(
-        ALG, BUFFER, key, bstate, params, batch_size=batch.shape[0], num_steps=5
+        ALG, BUFFER, key, params, bstate, batch_size=batch.shape[0], num_steps=5
     )
     loss = umrf.losses.contrastive_divergence(ENERGY_FN, params, batch, x_model, alpha=0.1)
     return loss, bstate
@@ -55,15 +55,15 @@ def leaves_equal(a, b):
 
 
 def test_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path):
+    key = jax.random.key(42)
     kwargs = dict(
-        key=jax.random.key(42),
         num_steps=12,
         batch_size=16,
         progress=False,
     )
     opt = optax.adam(1e-2)
     bstate = BUFFER.init(jax.random.key(1))
-    full, _ = training.fit(replay_cd_loss, opt, MLP_PARAMS, DATA, extra=bstate, **kwargs)
+    full, _ = training.fit(replay_cd_loss, opt, key, MLP_PARAMS, DATA, extra=bstate, **kwargs)
 
     def crash(state):
         if int(state.step) == 6:
@@ -74,6 +74,7 @@ def test_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path):
         training.fit(
             replay_cd_loss,
             opt,
+            key,
             MLP_PARAMS,
             DATA,
             extra=bstate,
@@ -87,6 +88,7 @@ def test_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path):
     resumed, hist = training.fit(
         replay_cd_loss,
         opt,
+        key,
         MLP_PARAMS,
         DATA,
         extra=bstate,
@@ -130,15 +132,15 @@ def test_checkpoint_roundtrip_without_pickle(tmp_path):
 
 
 def test_nonfinite_loss_stops_and_keeps_last_good_state():
-    def loss_fn(p, batch, key, extra):
+    def loss_fn(key, p, batch, extra):
         return (jnp.sqrt(p), extra)
 
     state, hist = training.fit(
         loss_fn,
         optax.sgd(1.0),
+        jax.random.key(0),
         jnp.float32(1.0),
         DATA,
-        key=jax.random.key(0),
         num_steps=10,
         batch_size=4,
         progress=False,
@@ -149,17 +151,18 @@ def test_nonfinite_loss_stops_and_keeps_last_good_state():
     assert int(state.step) == 2 and np.isfinite(float(state.params))
 
 
-def dsm_loss(p, batch, key, extra):
-    return umrf.losses.denoising_score_matching(umrf.score(quad), p, batch, key, sigma=0.5), extra
+def dsm_loss(key, p, batch, extra):
+    return umrf.losses.denoising_score_matching(umrf.score(quad), key, p, batch, sigma=0.5), extra
 
 
 def test_data_parallel_mesh_matches_single_device_and_learns():
     devices = np.array(jax.devices()[:4])
     mesh = Mesh(devices, ("batch",))
     opt = optax.adam(1e-1)
-    kw = dict(key=jax.random.key(0), num_steps=200, batch_size=64, progress=False)
-    single, hist = training.fit(dsm_loss, opt, QUAD0, DATA, **kw)
-    sharded, _ = training.fit(dsm_loss, opt, QUAD0, DATA, mesh=mesh, **kw)
+    key = jax.random.key(0)
+    kw = dict(num_steps=200, batch_size=64, progress=False)
+    single, hist = training.fit(dsm_loss, opt, key, QUAD0, DATA, **kw)
+    sharded, _ = training.fit(dsm_loss, opt, key, QUAD0, DATA, mesh=mesh, **kw)
     for a, b in zip(
         jax.tree_util.tree_leaves(single.params),
         jax.tree_util.tree_leaves(sharded.params),
@@ -175,9 +178,9 @@ def test_data_parallel_mesh_matches_single_device_and_learns():
         training.fit(
             dsm_loss,
             opt,
+            jax.random.key(0),
             QUAD0,
             DATA,
-            key=jax.random.key(0),
             num_steps=1,
             batch_size=6,
             mesh=mesh,
@@ -191,26 +194,28 @@ def test_periodic_eval_and_no_recompile_on_new_params():
     def evals(s):
         return {"m0": s.params["m"][0]}
 
-    kw = dict(key=jax.random.key(1), num_steps=6, batch_size=8, progress=False)
+    key = jax.random.key(1)
+    kw = dict(num_steps=6, batch_size=8, progress=False)
     opt = optax.sgd(0.1)  # the loss and optimiser objects key the compiled step
-    _, h1 = training.fit(counted, opt, QUAD0, DATA, eval_fn=evals, eval_every=2, **kw)
+    _, h1 = training.fit(counted, opt, key, QUAD0, DATA, eval_fn=evals, eval_every=2, **kw)
     other = jax.tree_util.tree_map(lambda a: a + 1.0, QUAD0)
-    training.fit(counted, opt, other, DATA, **kw)  # new params: same program
+    training.fit(counted, opt, key, other, DATA, **kw)  # new params: same program
     assert [s for s, _ in h1.evals] == [2, 4, 6]
 
 
 def test_compiler_options_auto_none_and_explicit_agree():
     """ "auto" is umrf's CPU dot choice; None and an explicit dict compile the same step."""
     if jax.default_backend() == "cpu":
-        assert training._resolve_compiler_options("auto") == tuple(
+        assert training._step._resolve_compiler_options("auto") == tuple(
             training.CPU_COMPILER_OPTIONS.items()
         )
     opt = optax.adam(1e-2)
-    kw = dict(key=jax.random.key(3), num_steps=5, batch_size=32, progress=False)
+    kw = dict(num_steps=5, batch_size=32, progress=False)
     runs = [
         training.fit(
             replay_cd_loss,
             opt,
+            jax.random.key(3),
             MLP_PARAMS,
             DATA,
             extra=BUFFER.init(jax.random.key(4)),
@@ -228,42 +233,19 @@ def test_compiler_options_auto_none_and_explicit_agree():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # different dot kernels
 
 
-def test_mmd_matches_brute_force_and_baseline():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(50, 2))
-    y = rng.normal(size=(40, 2)) + 0.5
-    h = 0.8
-
-    def k(a, b):
-        return np.exp(-np.sum((a[:, None] - b[None]) ** 2, -1) / (2 * h * h))
-
-    kxx, kyy = k(x, x), k(y, y)
-    expected = (
-        (kxx.sum() - np.trace(kxx)) / (50 * 49)
-        + (kyy.sum() - np.trace(kyy)) / (40 * 39)
-        - 2 * k(x, y).mean()
-    )
-    np.testing.assert_allclose(training.mmd(x, y, bandwidth=h), expected, rtol=1e-4)
-    same = training.mmd(rng.normal(size=(400, 2)), rng.normal(size=(400, 2)))
-    diff = training.mmd(rng.normal(size=(400, 2)), rng.normal(size=(400, 2)) + 1.0)
-    assert abs(float(same)) < 0.01 < float(diff)
-    with pytest.raises(ValueError):
-        training.mmd(x, y[:, :1])
-    with pytest.raises(ValueError, match="bandwidth"):
-        training.mmd(x, y, bandwidth=0.0)
-
-
 def test_bad_inputs():
-    kw = dict(key=jax.random.key(0), progress=False)
+    key = jax.random.key(0)
+    kw = dict(progress=False)
     with pytest.raises(ValueError, match="batch_size"):
-        training.fit(dsm_loss, optax.sgd(0.1), QUAD0, DATA, num_steps=1, batch_size=0, **kw)
+        training.fit(dsm_loss, optax.sgd(0.1), key, QUAD0, DATA, num_steps=1, batch_size=0, **kw)
     with pytest.raises(TypeError, match="optimizer"):
-        training.fit(dsm_loss, "adam", QUAD0, DATA, num_steps=1, batch_size=2, **kw)
+        training.fit(dsm_loss, "adam", key, QUAD0, DATA, num_steps=1, batch_size=2, **kw)
     for bad, err in (("fast", ValueError), (["x"], TypeError)):
         with pytest.raises(err, match="compiler_options"):
             training.fit(
                 dsm_loss,
                 optax.sgd(0.1),
+                key,
                 QUAD0,
                 DATA,
                 num_steps=1,
@@ -275,6 +257,7 @@ def test_bad_inputs():
         training.fit(
             dsm_loss,
             optax.sgd(0.1),
+            key,
             QUAD0,
             DATA.at[0, 0].set(jnp.nan),
             num_steps=1,

@@ -3,11 +3,11 @@
 One energy convention everywhere: ``p(x | params) = exp(-E(params, x) / T) / Z``.
 """
 
-from umrf import crf, graphs, inference, losses, models, samplers, sharding, training
+from umrf import crf, graphs, inference, losses, metrics, models, samplers, sharding, training
 from umrf._energy import logdensity, score
 from umrf.samplers import sample_chains
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "crf",
@@ -15,6 +15,7 @@ __all__ = [
     "inference",
     "logdensity",
     "losses",
+    "metrics",
     "models",
     "sample_chains",
     "samplers",

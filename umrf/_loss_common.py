@@ -1,4 +1,4 @@
-"""Shared pieces of umrf's losses (in umrf.losses and the CRF loss): input checks, non-finite reporting.
+"""Shared pieces of umrf's losses: input checks and non-finite reporting.
 
 Every loss is a pure scalar batch mean (DESIGN.md §4). A non-finite loss is
 never replaced: it is returned as NaN/inf, and with ``return_info=True`` the

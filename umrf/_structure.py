@@ -1,4 +1,4 @@
-"""Static, vectorisable index structure of a :class:`DiscreteMRF`: the one home of structure helpers.
+"""Static, vectorisable index structure of a :class:`DiscreteMRF` (the shared home).
 
 Gibbs sampling, mean-field and loopy belief propagation all need the same
 bookkeeping: which factor touches which variable in which slot. Looping over

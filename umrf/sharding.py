@@ -10,7 +10,7 @@ sharded run gives the same chains as a one-device run.
 Single host, several devices::
 
     mesh = umrf.sharding.chains_mesh()                 # all local devices
-    final, trace = umrf.sample_chains(alg, key, x0, params, 1000, mesh=mesh)
+    final, trace = umrf.sample_chains(alg, key, params, x0, num_steps=1000, mesh=mesh)
 
 (On CPU, ``jax.config.update("jax_num_cpu_devices", 8)`` before any JAX
 call gives 8 devices, which is how the test suite checks the equality.)
@@ -28,7 +28,7 @@ Multi-host recipe (one process per host, e.g. under SLURM or on a TPU pod):
    rows, then assembles the global array with
    ``x0 = umrf.sharding.global_chains(local_x0, mesh)`` (a wrapper of
    ``jax.make_array_from_process_local_data``).
-4. Call ``umrf.sample_chains(alg, key, x0, params, n, mesh=mesh)`` in every
+4. Call ``umrf.sample_chains(alg, key, params, x0, num_steps=n, mesh=mesh)`` in every
    process (SPMD: same program, same arguments). Results are global arrays;
    read this host's chains with ``umrf.sharding.local_chains(trace)`` or
    gather with ``jax.experimental.multihost_utils.process_allgather``.

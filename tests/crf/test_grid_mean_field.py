@@ -11,9 +11,9 @@ import pytest
 from umrf.crf import (
     GridKernels,
     grid_crf_energy,
-    mean_field,
-    mean_field_free_energy,
-    mean_field_update,
+    grid_mean_field,
+    grid_mean_field_free_energy,
+    grid_mean_field_update,
     potts_compatibility,
 )
 from umrf.crf._mean_field import dense_window_kernel
@@ -49,11 +49,11 @@ def _dense_update(q, z, img, mu, kernels, radius):
 def test_update_matches_dense_reference(radius):
     z, img, mu = _problem(0, 5, 6, 3)
     q = jax.nn.softmax(jnp.asarray(_problem(1, 5, 6, 3)[0]), -1)
-    got = mean_field_update(q, z, img, mu, KERNELS, radius=radius)
+    got = grid_mean_field_update(z, mu, KERNELS, img, q, radius=radius)
     ref = _dense_update(np.asarray(q, np.float64), z, img, mu, KERNELS, radius)
     np.testing.assert_allclose(got, ref, atol=2e-6)
     # Three unrolled iterations from softmax(z) equal three dense updates.
-    out = jax.nn.softmax(mean_field(z, img, mu, KERNELS, 3, radius=radius), -1)
+    out = jax.nn.softmax(grid_mean_field(z, mu, KERNELS, img, num_iters=3, radius=radius), -1)
     qd = np.asarray(jax.nn.softmax(jnp.asarray(z, jnp.float32), -1), np.float64)
     for _ in range(3):
         qd = _dense_update(qd, z, img, mu, KERNELS, radius)
@@ -64,12 +64,12 @@ def test_converged_marginals_are_a_fixed_point():
     z, img, _ = _problem(2, 8, 8, 4)
     mu = potts_compatibility(4)
     kernels = KERNELS._replace(spatial_weight=0.2, bilateral_weight=0.2)
-    q = jax.nn.softmax(mean_field(z, img, mu, kernels, 40, radius=2), -1)
-    q_next = mean_field_update(q, z, img, mu, kernels, radius=2)
+    q = jax.nn.softmax(grid_mean_field(z, mu, kernels, img, num_iters=40, radius=2), -1)
+    q_next = grid_mean_field_update(z, mu, kernels, img, q, radius=2)
     np.testing.assert_allclose(q_next, q, atol=1e-5)
     # ... and not a fixed point after a single iteration (the test has teeth).
-    q1 = jax.nn.softmax(mean_field(z, img, mu, kernels, 1, radius=2), -1)
-    assert np.abs(np.asarray(mean_field_update(q1, z, img, mu, kernels)) - q1).max() > 1e-3
+    q1 = jax.nn.softmax(grid_mean_field(z, mu, kernels, img, num_iters=1, radius=2), -1)
+    assert np.abs(np.asarray(grid_mean_field_update(z, mu, kernels, img, q1)) - q1).max() > 1e-3
 
 
 def test_free_energy_upper_bounds_minus_log_z_by_enumeration():
@@ -78,7 +78,7 @@ def test_free_energy_upper_bounds_minus_log_z_by_enumeration():
     z = z * 1.5
     mu = 0.5 * (mu + mu.T) + 1.0
     labels = jnp.asarray(list(itertools.product(range(C), repeat=H * W))).reshape(-1, H, W)
-    energies = jax.vmap(lambda x: grid_crf_energy(x, z, img, mu, KERNELS, radius=1))(labels)
+    energies = jax.vmap(lambda x: grid_crf_energy(z, mu, KERNELS, img, x, radius=1))(labels)
     # Brute-force energy of one labelling, straight from the definition.
     x = np.asarray(labels[123])
     K = dense_window_kernel(img, KERNELS, 1)
@@ -88,16 +88,16 @@ def test_free_energy_upper_bounds_minus_log_z_by_enumeration():
     )
     np.testing.assert_allclose(energies[123], ref, rtol=1e-5)
     log_z = jax.nn.logsumexp(-energies)
-    q = jax.nn.softmax(mean_field(z, img, mu, KERNELS, 30, radius=1), -1)
-    f_mf = mean_field_free_energy(q, z, img, mu, KERNELS, radius=1)
-    f_unary = mean_field_free_energy(jax.nn.softmax(z, -1), z, img, mu, KERNELS, radius=1)
+    q = jax.nn.softmax(grid_mean_field(z, mu, KERNELS, img, num_iters=30, radius=1), -1)
+    f_mf = grid_mean_field_free_energy(z, mu, KERNELS, img, q, radius=1)
+    f_unary = grid_mean_field_free_energy(z, mu, KERNELS, img, jax.nn.softmax(z, -1), radius=1)
     assert f_mf >= -log_z - 1e-5
     assert f_unary >= -log_z - 1e-5
     assert f_mf < f_unary  # mean field improves on the unaries alone
     # Exact identity for a one-hot q: F = E(x).
     onehot = jax.nn.one_hot(labels[7], C)
     np.testing.assert_allclose(
-        mean_field_free_energy(onehot, z, img, mu, KERNELS, radius=1), energies[7], rtol=1e-6
+        grid_mean_field_free_energy(z, mu, KERNELS, img, onehot, radius=1), energies[7], rtol=1e-6
     )
 
 
@@ -111,16 +111,18 @@ def test_batched_jit_vmap_and_no_recompile():
     @jax.jit
     @chex.assert_max_traces(n=1)
     def run(z, img, mu, kernels):
-        return mean_field(z, img, mu, kernels, 4)
+        return grid_mean_field(z, mu, kernels, img, num_iters=4)
 
     kernels = GridKernels(*(jnp.asarray(v, jnp.float32) for v in KERNELS))
     batched = run(z, img, mu, kernels)
-    single = jax.vmap(lambda a, b: mean_field(a, b, mu, KERNELS, 4))(z, img)
+    single = jax.vmap(lambda a, b: grid_mean_field(a, mu, KERNELS, b, num_iters=4))(z, img)
     np.testing.assert_allclose(batched, single, atol=1e-5)
-    np.testing.assert_allclose(batched[1], mean_field(z[1], img[1], mu, KERNELS, 4), atol=1e-5)
+    np.testing.assert_allclose(
+        batched[1], grid_mean_field(z[1], mu, KERNELS, img[1], num_iters=4), atol=1e-5
+    )
     new = GridKernels(*(v * 1.1 for v in kernels))
     run(z, img, mu * 2.0, new)  # new parameters: same compiled program
-    assert mean_field(z, img, mu, KERNELS, 0).shape == z.shape
+    assert grid_mean_field(z, mu, KERNELS, img, num_iters=0).shape == z.shape
 
 
 def test_gradients_wrt_kernel_params_are_finite_and_match_finite_differences():
@@ -130,7 +132,9 @@ def test_gradients_wrt_kernel_params_are_finite_and_match_finite_differences():
 
         @jax.jit
         def loss(params):
-            out = mean_field(z, img, params["mu"], GridKernels(*params["k"]), 3, radius=1)
+            out = grid_mean_field(
+                z, params["mu"], GridKernels(*params["k"]), img, num_iters=3, radius=1
+            )
             return -jnp.sum(target * jax.nn.log_softmax(out, -1))
 
         params = {"mu": jnp.asarray(mu), "k": tuple(jnp.asarray(float(v)) for v in KERNELS)}
@@ -168,4 +172,4 @@ def test_bad_input(kwargs, err, match):
         "num_iters": 2,
     } | kwargs
     with pytest.raises(err, match=match):
-        mean_field(**args)
+        grid_mean_field(**args)

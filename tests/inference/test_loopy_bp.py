@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import umrf
-from umrf.models import DiscreteMRF, Factor
 from umrf._structure import groups_for
+from umrf.models import DiscreteMRF, Factor
 
 bp = umrf.inference.loopy_belief_propagation
 
@@ -144,12 +144,12 @@ def test_repeated_queries_reuse_packed_tables_and_new_values_are_seen():
 def test_bad_input_raises():
     mrf = chain_mrf()
     with pytest.raises(ValueError, match="damping"):
-        bp(mrf, 10, damping=1.0)
+        bp(mrf, num_iters=10, damping=1.0)
     with pytest.raises(ValueError, match="mode"):
-        bp(mrf, 10, mode="min")
+        bp(mrf, num_iters=10, mode="min")
     with pytest.raises(ValueError, match="temperature"):
-        bp(mrf, 10, temperature=0.0)
+        bp(mrf, num_iters=10, temperature=0.0)
     with pytest.raises(ValueError, match="num_iters"):
-        bp(mrf, 0)
+        bp(mrf, num_iters=0)
     with pytest.raises(TypeError, match="DiscreteMRF"):
-        bp({"not": "an mrf"}, 10)
+        bp({"not": "an mrf"}, num_iters=10)

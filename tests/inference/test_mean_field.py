@@ -123,10 +123,10 @@ def test_jit_vmap_no_recompile():
 def test_bad_input_raises():
     mrf = loopy_mrf()
     with pytest.raises(ValueError, match="damping"):
-        umrf.inference.mean_field(mrf, 10, damping=1.0)
+        umrf.inference.mean_field(mrf, num_iters=10, damping=1.0)
     with pytest.raises(ValueError, match="damping"):
-        umrf.inference.mean_field(mrf, 10, damping=-0.1)
+        umrf.inference.mean_field(mrf, num_iters=10, damping=-0.1)
     with pytest.raises(ValueError, match="num_iters"):
-        umrf.inference.mean_field(mrf, 0)
+        umrf.inference.mean_field(mrf, num_iters=0)
     with pytest.raises(TypeError, match="DiscreteMRF"):
-        umrf.inference.mean_field(umrf.models.ising((2, 2)), 10)
+        umrf.inference.mean_field(umrf.models.ising((2, 2)), num_iters=10)

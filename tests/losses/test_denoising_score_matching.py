@@ -56,7 +56,7 @@ def test_dsm_optimum_is_data_covariance_plus_sigma2():
     key = jax.random.key(0)
     score = umrf.score(gaussian_energy)
     p = minimise(
-        lambda q: denoising_score_matching(score, q, x, key, sigma=sigma),
+        lambda q: denoising_score_matching(score, key, q, x, sigma=sigma),
         {"A": jnp.eye(D), "m": jnp.zeros(D)},
     )
     x64 = np.asarray(x, np.float64)
@@ -80,7 +80,7 @@ def test_multiscale_recovers_data_covariance_with_noise_conditional_model():
 
     key = jax.random.key(3)
     p = minimise(
-        lambda q: multiscale_denoising_score_matching(score, q, x, key, sigmas=sigmas),
+        lambda q: multiscale_denoising_score_matching(score, key, q, x, sigmas=sigmas),
         {"B": jnp.eye(D), "m": jnp.zeros(D)},
     )
     x64 = np.asarray(x, np.float64)
@@ -100,12 +100,12 @@ def test_lambda_sigma_squared_weighting():
     for sigma in (0.3, 2.0):
         single = jax.jit(
             lambda k, s=sigma: denoising_score_matching(
-                lambda p, x: score_nc(p, x, s), 0.7, x, k, sigma=s
+                lambda p, x: score_nc(p, x, s), k, 0.7, x, sigma=s
             )
         )
         multi = jax.jit(
             lambda k, s=sigma: multiscale_denoising_score_matching(
-                score_nc, 0.7, x, k, sigmas=jnp.array([s])
+                score_nc, k, 0.7, x, sigmas=jnp.array([s])
             )
         )
         a = np.mean([float(single(jax.random.key(i))) for i in range(4)])
@@ -123,7 +123,7 @@ def test_dsm_closed_form_value_with_fixed_noise():
     def score(p, x):
         return -p * x
 
-    got = denoising_score_matching(score, 1.3, x, key, sigma=sigma)
+    got = denoising_score_matching(score, key, 1.3, x, sigma=sigma)
     manual = 0.5 * jnp.mean(jnp.sum((-1.3 * (x + sigma * eps) + eps / sigma) ** 2, axis=1))
     np.testing.assert_allclose(got, manual, rtol=1e-5)
 
@@ -150,7 +150,7 @@ def test_nan_flagged_jit_no_recompile():
         return jnp.where(x[0] > 0.0, jnp.nan, 1.0) * x
 
     loss, info = denoising_score_matching(
-        bad, None, x, jax.random.key(0), sigma=1e-3, return_info=True
+        bad, jax.random.key(0), None, x, sigma=1e-3, return_info=True
     )
     assert np.isnan(float(loss)) and not bool(info.is_finite) and int(info.num_nonfinite) == 2
 
@@ -163,16 +163,16 @@ def test_nan_flagged_jit_no_recompile():
     @jax.jit
     @chex.assert_max_traces(n=1)
     def f(p, key):
-        return multiscale_denoising_score_matching(score_nc, p, xs, key, sigmas=sig)
+        return multiscale_denoising_score_matching(score_nc, key, p, xs, sigmas=sig)
 
     f(1.0, jax.random.key(0))
     f(2.0, jax.random.key(1))
     vm = jax.vmap(
-        lambda p: denoising_score_matching(lambda q, x: -q * x, p, xs, jax.random.key(0), sigma=0.3)
+        lambda p: denoising_score_matching(lambda q, x: -q * x, jax.random.key(0), p, xs, sigma=0.3)
     )(jnp.array([1.0, 2.0]))
     np.testing.assert_allclose(
         vm[1],
-        denoising_score_matching(lambda q, x: -q * x, 2.0, xs, jax.random.key(0), sigma=0.3),
+        denoising_score_matching(lambda q, x: -q * x, jax.random.key(0), 2.0, xs, sigma=0.3),
         rtol=1e-5,
     )
 
@@ -185,7 +185,7 @@ def test_bad_inputs():
     key = jax.random.key(0)
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="sigma"):
-            denoising_score_matching(s, None, x, key, sigma=bad)
+            denoising_score_matching(s, key, None, x, sigma=bad)
     with pytest.raises(TypeError):
         denoising_score_matching(s, None, x, key, 0.1)  # sigma is keyword-only
 
@@ -193,10 +193,10 @@ def test_bad_inputs():
         return -x
 
     with pytest.raises(ValueError, match="sigmas"):
-        multiscale_denoising_score_matching(snc, None, x, key, sigmas=[1.0, -0.1])
+        multiscale_denoising_score_matching(snc, key, None, x, sigmas=[1.0, -0.1])
     with pytest.raises(ValueError, match="sigmas"):
-        multiscale_denoising_score_matching(snc, None, x, key, sigmas=[])
+        multiscale_denoising_score_matching(snc, key, None, x, sigmas=[])
     with pytest.raises(ValueError, match="sigmas"):
-        multiscale_denoising_score_matching(snc, None, x, key, sigmas=[[1.0]])
+        multiscale_denoising_score_matching(snc, key, None, x, sigmas=[[1.0]])
     with pytest.raises(TypeError, match="key"):
-        denoising_score_matching(s, None, x, None, sigma=0.1)
+        denoising_score_matching(s, None, None, x, sigma=0.1)

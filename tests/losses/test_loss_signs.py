@@ -27,13 +27,13 @@ def test_every_loss_moves_the_mean_toward_the_data():
         "cd": lambda m: losses.contrastive_divergence(quad, m, x, x_model),
         "cd_reg": lambda m: losses.contrastive_divergence(quad, m, x, x_model, alpha=0.01),
         "sm": lambda m: losses.score_matching(quad, m, x),
-        "ssm": lambda m: losses.sliced_score_matching(quad, m, x, key),
+        "ssm": lambda m: losses.sliced_score_matching(quad, key, m, x),
         "ssm_gauss": lambda m: losses.sliced_score_matching(
-            quad, m, x, key, distribution="gaussian"
+            quad, key, m, x, distribution="gaussian"
         ),
-        "dsm": lambda m: losses.denoising_score_matching(umrf.score(quad), m, x, key, sigma=0.3),
+        "dsm": lambda m: losses.denoising_score_matching(umrf.score(quad), key, m, x, sigma=0.3),
         "mdsm": lambda m: losses.multiscale_denoising_score_matching(
-            nc_score, m, x, key, sigmas=losses.geometric_sigmas(1.0, 0.1, 3)
+            nc_score, key, m, x, sigmas=losses.geometric_sigmas(1.0, 0.1, 3)
         ),
     }
     for name, f in objectives.items():
@@ -58,8 +58,8 @@ def test_precision_moves_toward_data_spread():
     for name, f in {
         "cd": lambda a: losses.contrastive_divergence(e, a, x, x_model),
         "sm": lambda a: losses.score_matching(e, a, x),
-        "ssm": lambda a: losses.sliced_score_matching(e, a, x, key, num_projections=2),
-        "dsm": lambda a: losses.denoising_score_matching(umrf.score(e), a, x, key, sigma=0.1),
+        "ssm": lambda a: losses.sliced_score_matching(e, key, a, x, num_projections=2),
+        "dsm": lambda a: losses.denoising_score_matching(umrf.score(e), key, a, x, sigma=0.1),
     }.items():
         assert float(jax.jit(jax.grad(f))(0.0)) < 0.0, name
     np.testing.assert_array_less(0.0, 1.0)

@@ -42,7 +42,7 @@ def test_rademacher_is_exact_for_diagonal_hessian():
     # v_i² = 1, so vᵀ H v = tr H when H is diagonal: SSM equals SM exactly.
     x = data(50)
     params = {"A": jnp.diag(jnp.array([0.5, 2.0, 1.5])), "m": jnp.array([0.1, 0.2, 0.3])}
-    got = ssm(gaussian_energy, params, x, jax.random.key(0), num_projections=2)
+    got = ssm(gaussian_energy, jax.random.key(0), params, x, num_projections=2)
     np.testing.assert_allclose(got, sm(gaussian_energy, params, x), rtol=1e-5)
 
 
@@ -57,7 +57,7 @@ def test_unbiased_estimate_of_exact_score_matching(distribution):
         jax.jit(
             jax.vmap(
                 lambda k: sliced_score_matching(
-                    gaussian_energy, params, x, k, distribution=distribution
+                    gaussian_energy, k, params, x, distribution=distribution
                 )
             )
         )(keys)
@@ -72,7 +72,7 @@ def test_optimum_agrees_with_ml_within_sampling_error():
     key = jax.random.key(7)
 
     def f(q):
-        return sliced_score_matching(gaussian_energy, q, x, key, num_projections=4)
+        return sliced_score_matching(gaussian_energy, key, q, x, num_projections=4)
 
     opt = optax.lbfgs()
     vg = optax.value_and_grad_from_state(f)
@@ -104,7 +104,7 @@ def test_nan_flagged_jit_and_no_recompile():
         return p * jnp.sum(jnp.sqrt(x))
 
     loss, info = jax.jit(
-        lambda p: sliced_score_matching(energy, p, x, jax.random.key(0), return_info=True)
+        lambda p: sliced_score_matching(energy, jax.random.key(0), p, x, return_info=True)
     )(1.0)
     assert np.isnan(float(loss)) and not bool(info.is_finite) and int(info.num_nonfinite) == 1
 
@@ -113,14 +113,14 @@ def test_nan_flagged_jit_and_no_recompile():
     @jax.jit
     @chex.assert_max_traces(n=1)
     def loss_fn(p, key):
-        return sliced_score_matching(gaussian_energy, p, xs, key, num_projections=3)
+        return sliced_score_matching(gaussian_energy, key, p, xs, num_projections=3)
 
     p0, p1 = random_params(0), random_params(1)
     a = loss_fn(p0, jax.random.key(0))
     loss_fn(p1, jax.random.key(1))
     np.testing.assert_allclose(
         a,
-        ssm(gaussian_energy, p0, xs, jax.random.key(0), num_projections=3),
+        ssm(gaussian_energy, jax.random.key(0), p0, xs, num_projections=3),
         rtol=1e-5,
     )
 
@@ -132,12 +132,12 @@ def test_bad_inputs():
     x = jnp.ones((4, 2))
     key = jax.random.key(0)
     with pytest.raises(ValueError, match="num_projections"):
-        sliced_score_matching(e, None, x, key, num_projections=0)
+        sliced_score_matching(e, key, None, x, num_projections=0)
     with pytest.raises(TypeError, match="num_projections"):
-        sliced_score_matching(e, None, x, key, num_projections=2.0)
+        sliced_score_matching(e, key, None, x, num_projections=2.0)
     with pytest.raises(ValueError, match="distribution"):
-        sliced_score_matching(e, None, x, key, distribution="uniform")
+        sliced_score_matching(e, key, None, x, distribution="uniform")
     with pytest.raises(TypeError, match="key"):
-        sliced_score_matching(e, None, x, 0)
+        sliced_score_matching(e, 0, None, x)
     with pytest.raises(TypeError, match="floating"):
-        sliced_score_matching(e, None, x.astype(jnp.int32), key)
+        sliced_score_matching(e, key, None, x.astype(jnp.int32))

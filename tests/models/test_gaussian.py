@@ -22,9 +22,11 @@ def test_log_partition_matches_numeric_integration_2d():
         e = np.asarray(jax.vmap(g.energy)(pts), np.float64)
         h = grid[1] - grid[0]
         numeric = math.log(np.sum(np.exp(-e / temperature)) * h * h)
-        assert float(g.log_partition(temperature)) == pytest.approx(numeric, abs=1e-4)
+        assert float(g.log_partition(temperature=temperature)) == pytest.approx(numeric, abs=1e-4)
         # normalised log-density integrates to one
-        lp = np.asarray(jax.vmap(lambda x, t=temperature: g.log_prob(x, t))(pts), np.float64)
+        lp = np.asarray(
+            jax.vmap(lambda x, t=temperature: g.log_prob(x, temperature=t))(pts), np.float64
+        )
         assert np.sum(np.exp(lp)) * h * h == pytest.approx(1.0, abs=1e-4)
 
 
@@ -71,7 +73,7 @@ def test_gaussian_bad_inputs():
     with pytest.raises(ValueError, match=r"shape \(2,\)"):
         g.energy(jnp.zeros((5, 2)))  # a batch: must vmap
     with pytest.raises(ValueError, match="temperature"):
-        g.log_partition(0.0)
+        g.log_partition(temperature=0.0)
 
 
 def test_energy_derivatives_match_the_plain_quadratic_form():

@@ -34,7 +34,9 @@ def test_sparse_energy_equals_dense_quadratic_form_and_log_z_closed_form():
     assert sign > 0
     closed = 6 * math.log(2 * math.pi) - 0.5 * logdet
     assert float(mrf.log_partition()) == pytest.approx(closed, rel=1e-5)
-    assert float(mrf.log_partition(2.0)) == pytest.approx(closed + 6 * math.log(2.0), rel=1e-5)
+    assert float(mrf.log_partition(temperature=2.0)) == pytest.approx(
+        closed + 6 * math.log(2.0), rel=1e-5
+    )
 
 
 def test_log_z_matches_numeric_integration_on_a_3_node_path():
@@ -71,9 +73,9 @@ def test_pytree_grad_and_sampler_on_the_mrf():
     cov = np.linalg.inv(np.asarray(mrf.precision))
     np.testing.assert_allclose(grad.edge_weights, [-cov[i, j] for i, j in mrf.edges], rtol=1e-4)
     np.testing.assert_allclose(grad.diagonal, -0.5 * np.diag(cov), rtol=1e-4)
-    alg = umrf.samplers.mala(lambda m, x: m.energy(x), 0.4)
+    alg = umrf.samplers.mala(lambda m, x: m.energy(x), step_size=0.4)
     x0 = mrf.sample(jax.random.key(1), (512,))
-    _, trace = umrf.sample_chains(alg, jax.random.key(2), x0, mrf, 100, thin=2)
+    _, trace = umrf.sample_chains(alg, jax.random.key(2), mrf, x0, num_steps=100, thin=2)
     emp = np.cov(np.asarray(trace.position).reshape(-1, 5).T)
     np.testing.assert_allclose(emp, cov, atol=0.12)
 

@@ -86,7 +86,7 @@ def test_fast_ising_energy_and_magnetisation_across_transition(
     ref = exact_ising_4x4(beta)
     x0 = jnp.where(jax.random.bernoulli(jax.random.key(1), 0.5, (NUM_CHAINS, 4, 4)), 1, -1)
     _, trace = umrf.sample_chains(
-        ising_4x4_alg, jax.random.key(2), x0.astype(jnp.int8), model, 2000
+        ising_4x4_alg, jax.random.key(2), model, x0.astype(jnp.int8), num_steps=2000
     )
     assert not bool(jnp.any(trace.info.diverged))
     pos = trace.position[200:]
@@ -151,13 +151,15 @@ def test_fast_ising_equals_generic_gibbs_in_distribution(assert_mc_close):
     exact = umrf.inference.marginals(mrf)
     p_up = np.asarray([float(v[1]) for v in exact.variables]).reshape(3, 5)
     x0 = jnp.ones((NUM_CHAINS, 3, 5), jnp.int8)
-    _, tr_fast = umrf.sample_chains(umrf.samplers.gibbs(model), jax.random.key(6), x0, model, 1500)
+    _, tr_fast = umrf.sample_chains(
+        umrf.samplers.gibbs(model), jax.random.key(6), model, x0, num_steps=1500
+    )
     _, tr_gen = umrf.sample_chains(
         umrf.samplers.gibbs(mrf),
         jax.random.key(7),
-        jnp.ones((NUM_CHAINS, 15), jnp.int32),
         mrf,
-        1500,
+        jnp.ones((NUM_CHAINS, 15), jnp.int32),
+        num_steps=1500,
     )
     fast = np.asarray(tr_fast.position[150:] == 1).reshape(-1, NUM_CHAINS, 15)
     gen = np.asarray(tr_gen.position[150:] == 1)
@@ -191,7 +193,7 @@ def test_potts_lattice_sampler_matches_exact(assert_mc_close):
     exact = umrf.inference.marginals(model.to_discrete_mrf())
     alg = umrf.samplers.gibbs(model)
     _, trace = umrf.sample_chains(
-        alg, jax.random.key(8), jnp.zeros((NUM_CHAINS, 3, 3), jnp.int8), model, 1500
+        alg, jax.random.key(8), model, jnp.zeros((NUM_CHAINS, 3, 3), jnp.int8), num_steps=1500
     )
     pos = np.asarray(trace.position[150:]).reshape(-1, NUM_CHAINS, 9)
     onehot = pos[..., None] == np.arange(3)
@@ -204,7 +206,7 @@ def test_lattice_evidence_is_clamped():
     model = ising((4, 4), coupling=0.5, field=0.0)
     alg = umrf.samplers.gibbs(model, evidence={(0, 0): -1, 5: 1})
     x0 = jnp.ones((8, 4, 4), jnp.int8)
-    _, trace = umrf.sample_chains(alg, jax.random.key(9), x0, model, 50)
+    _, trace = umrf.sample_chains(alg, jax.random.key(9), model, x0, num_steps=50)
     pos = np.asarray(trace.position)
     assert np.all(pos[:, :, 0, 0] == -1) and np.all(pos[:, :, 1, 1] == 1)
     assert pos[:, :, 2:, 2:].std() > 0  # the rest moves

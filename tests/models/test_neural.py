@@ -72,7 +72,7 @@ def test_noise_conditional_energy_and_scores():
         return -jax.grad(energy_fn, argnums=1)(p, x, s)
 
     loss = umrf.losses.multiscale_denoising_score_matching(
-        score_nc, params, X, jax.random.key(0), sigmas=[1.0, 0.5]
+        score_nc, jax.random.key(0), params, X, sigmas=[1.0, 0.5]
     )
     assert np.isfinite(float(loss))
 
@@ -87,7 +87,7 @@ def test_noise_conditional_energy_and_scores():
     plain = MLPScore(2, (16,), rngs=nnx.Rngs(5))
     sfn, p = nnx_score(plain, noise_conditional=False)
     np.testing.assert_allclose(jax.vmap(sfn, in_axes=(None, 0))(p, X), plain(X), rtol=1e-6)
-    loss = umrf.losses.denoising_score_matching(sfn, p, X, jax.random.key(1), sigma=0.1)
+    loss = umrf.losses.denoising_score_matching(sfn, jax.random.key(1), p, X, sigma=0.1)
     assert np.isfinite(float(loss))
 
 

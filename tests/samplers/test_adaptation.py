@@ -24,13 +24,19 @@ def model():
 def test_warmup_reaches_target_acceptance_and_freezes(model, target):
     x0 = model.sample(jax.random.key(0), (256,))
     res = umrf.samplers.mala_warmup(
-        energy, jax.random.key(1), x0, model, 200, initial_step_size=1.0, target_acceptance=target
+        energy,
+        jax.random.key(1),
+        model,
+        x0,
+        num_steps=200,
+        initial_step_size=1.0,
+        target_acceptance=target,
     )
     assert res.acceptance_rate.shape == (200,) and res.step_sizes.shape == (200,)
     assert res.state.position.shape == (256, 10)
     # frozen step: fresh sampling hits the target acceptance
-    alg = umrf.samplers.mala(energy, res.step_size)
-    _, trace = umrf.sample_chains(alg, jax.random.key(2), res.state.position, model, 100)
+    alg = umrf.samplers.mala(energy, step_size=res.step_size)
+    _, trace = umrf.sample_chains(alg, jax.random.key(2), model, res.state.position, num_steps=100)
     assert float(trace.info.acceptance_rate.mean()) == pytest.approx(target, abs=0.03)
     # the initial step (1.0) was far off: acceptance then was far from the target
     assert abs(float(res.acceptance_rate[0]) - target) > 0.2
@@ -43,9 +49,9 @@ def test_higher_target_gives_smaller_step(model):
             umrf.samplers.mala_warmup(
                 energy,
                 jax.random.key(1),
-                x0,
                 model,
-                200,
+                x0,
+                num_steps=200,
                 initial_step_size=1.0,
                 target_acceptance=t,
             ).step_size
@@ -64,20 +70,22 @@ def test_warmup_no_recompile_on_new_params_and_jit(model):
         return m.energy(x)
 
     x0 = jnp.zeros((16, 10))
-    umrf.samplers.mala_warmup(counted, jax.random.key(0), x0, model, 20)
+    umrf.samplers.mala_warmup(counted, jax.random.key(0), model, x0, num_steps=20)
     n = calls["n"]
     other = umrf.models.Gaussian(jnp.ones(10), 2.0 * model.precision)
-    res = umrf.samplers.mala_warmup(counted, jax.random.key(5), x0 + 1.0, other, 20)
+    res = umrf.samplers.mala_warmup(counted, jax.random.key(5), other, x0 + 1.0, num_steps=20)
     assert calls["n"] == n
-    inside = jax.jit(lambda k, x: umrf.samplers.mala_warmup(counted, k, x, other, 20).step_size)
+    inside = jax.jit(
+        lambda k, x: umrf.samplers.mala_warmup(counted, k, other, x, num_steps=20).step_size
+    )
     np.testing.assert_allclose(inside(jax.random.key(5), x0 + 1.0), res.step_size, rtol=1e-5)
 
 
 def test_warmup_with_mesh_matches_single_device(model):
     x0 = model.sample(jax.random.key(0), (16,))
-    a = umrf.samplers.mala_warmup(energy, jax.random.key(1), x0, model, 20)
+    a = umrf.samplers.mala_warmup(energy, jax.random.key(1), model, x0, num_steps=20)
     mesh = umrf.sharding.chains_mesh()
-    b = umrf.samplers.mala_warmup(energy, jax.random.key(1), x0, model, 20, mesh=mesh)
+    b = umrf.samplers.mala_warmup(energy, jax.random.key(1), model, x0, num_steps=20, mesh=mesh)
     # the cross-chain mean acceptance is an all-reduce when sharded: equal up to float
     # rounding of the summation order (the per-chain updates are bitwise identical)
     np.testing.assert_allclose(a.step_size, b.step_size, rtol=1e-5)
@@ -88,13 +96,13 @@ def test_warmup_bad_inputs(model):
     x0 = jnp.zeros((4, 10))
     key = jax.random.key(0)
     with pytest.raises(ValueError, match="initial_step_size"):
-        umrf.samplers.mala_warmup(energy, key, x0, model, 10, initial_step_size=0.0)
+        umrf.samplers.mala_warmup(energy, key, model, x0, num_steps=10, initial_step_size=0.0)
     with pytest.raises(ValueError, match="target_acceptance"):
-        umrf.samplers.mala_warmup(energy, key, x0, model, 10, target_acceptance=1.0)
+        umrf.samplers.mala_warmup(energy, key, model, x0, num_steps=10, target_acceptance=1.0)
     with pytest.raises(ValueError, match="target_acceptance"):
-        umrf.samplers.mala_warmup(energy, key, x0, model, 10, target_acceptance=0.0)
+        umrf.samplers.mala_warmup(energy, key, model, x0, num_steps=10, target_acceptance=0.0)
     with pytest.raises(ValueError, match="num_steps"):
-        umrf.samplers.mala_warmup(energy, key, x0, model, 0)
+        umrf.samplers.mala_warmup(energy, key, model, x0, num_steps=0)
     with pytest.raises(ValueError, match="x0"):
-        umrf.samplers.mala_warmup(energy, key, x0.at[0, 0].set(jnp.inf), model, 10)
+        umrf.samplers.mala_warmup(energy, key, model, x0.at[0, 0].set(jnp.inf), num_steps=10)
     assert _adaptation.MALAWarmupResult._fields[0] == "step_size"

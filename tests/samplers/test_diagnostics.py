@@ -59,9 +59,9 @@ def test_rhat_flags_chains_with_different_means():
 
 
 def test_diagnostics_on_a_sampler_trace_under_jit():
-    alg = umrf.samplers.mala(lambda p, x: 0.5 * jnp.sum(x**2), 1.0)
+    alg = umrf.samplers.mala(lambda p, x: 0.5 * jnp.sum(x**2), step_size=1.0)
     x0 = jax.random.normal(jax.random.key(0), (8, 2))
-    _, trace = umrf.sample_chains(alg, jax.random.key(1), x0, None, 400)
+    _, trace = umrf.sample_chains(alg, jax.random.key(1), None, x0, num_steps=400)
     ess = jax.jit(effective_sample_size)(trace.position)
     rhat = jax.jit(split_rhat)(trace.position)
     assert ess.shape == (2,) and bool(jnp.all(ess > 300)) and bool(jnp.all(ess < 8 * 400 * 1.5))

@@ -20,7 +20,7 @@ def random_start(key, cards, num_chains=NUM_CHAINS):
 def run(alg, mrf, key, num_steps, x0=None):
     if x0 is None:
         x0 = random_start(jax.random.fold_in(key, 1), mrf.cardinalities)
-    final, trace = umrf.sample_chains(alg, key, x0, mrf, num_steps)
+    final, trace = umrf.sample_chains(alg, key, mrf, x0, num_steps=num_steps)
     assert not bool(jnp.any(trace.info.diverged))
     burn = num_steps // 10
     return final, np.asarray(trace.position[burn:])

@@ -26,7 +26,7 @@ def test_init_sample_update_push_semantics():
     buf = ReplayBuffer(8, uniform_init((2,)), reinit_prob=0.0)
     content = jnp.arange(16.0).reshape(8, 2)
     state = buf.init(jax.random.key(0), content)
-    x, idx = buf.sample(jax.random.key(1), state, 5)
+    x, idx = buf.sample(jax.random.key(1), state, batch_size=5)
     assert x.shape == (5, 2) and idx.shape == (5,) and idx.dtype == jnp.int32
     np.testing.assert_array_equal(x, content[idx])  # reads are the stored rows
     state2 = buf.update(state, idx, -x)
@@ -42,18 +42,18 @@ def test_init_sample_update_push_semantics():
 
 
 def test_default_init_and_reinitialisation_probability():
-    buf = ReplayBuffer(100, uniform_init((2,), -1.0, 1.0), reinit_prob=0.0)
+    buf = ReplayBuffer(100, uniform_init((2,), low=-1.0, high=1.0), reinit_prob=0.0)
     state = buf.init(jax.random.key(0))
     assert state.samples.shape == (100, 2)
     assert float(jnp.min(state.samples)) >= -1.0 and float(jnp.max(state.samples)) <= 1.0
 
     always = ReplayBuffer(100, far_init, reinit_prob=1.0)
-    x, _ = always.sample(jax.random.key(1), state, 50)
+    x, _ = always.sample(jax.random.key(1), state, batch_size=50)
     assert float(jnp.min(x)) >= 10.0  # every entry is a fresh draw
 
     p = 0.05
     buf = ReplayBuffer(100, far_init, reinit_prob=p)
-    x, _ = jax.jit(buf.sample, static_argnums=2)(jax.random.key(2), state, 40000)
+    x, _ = jax.jit(buf.sample, static_argnames="batch_size")(jax.random.key(2), state, batch_size=40000)
     frac = float(jnp.mean(x[:, 0] >= 10.0))
     assert abs(frac - p) < 4 * np.sqrt(p * (1 - p) / 40000)
 
@@ -64,7 +64,7 @@ def test_pytree_buffer():
 
     buf = ReplayBuffer(4, init, reinit_prob=0.5)
     state = buf.init(jax.random.key(0))
-    x, idx = buf.sample(jax.random.key(1), state, 3)
+    x, idx = buf.sample(jax.random.key(1), state, batch_size=3)
     assert x["a"].shape == (3, 3) and x["b"].shape == (3,)
     state = buf.update(state, idx, {"a": x["a"] + 1, "b": x["b"] + 1})
     assert state.samples["b"].dtype == jnp.int32
@@ -74,13 +74,13 @@ def test_negatives_under_jit_without_recompile():
     def energy(p, x):
         return 0.5 * p * jnp.sum(x**2)
 
-    alg = umrf.samplers.ula(energy, 0.05)
+    alg = umrf.samplers.ula(energy, step_size=0.05)
     buf = ReplayBuffer(64, uniform_init((2,)), reinit_prob=0.05)
 
     @jax.jit
     @chex.assert_max_traces(n=1)
     def step(key, bstate, p):
-        return replay_negatives(alg, buf, key, bstate, p, batch_size=16, num_steps=5)
+        return replay_negatives(alg, buf, key, p, bstate, batch_size=16, num_steps=5)
 
     bstate = buf.init(jax.random.key(0))
     x, b1, info = step(jax.random.key(1), bstate, 1.0)
@@ -89,7 +89,7 @@ def test_negatives_under_jit_without_recompile():
     assert int(info.num_diverged) == 0
     # the refined negatives were written back to the slots they were read from
     # (slots read twice keep one of the two writes)
-    _, idx = buf.sample(jax.random.split(jax.random.key(1))[0], bstate, 16)
+    _, idx = buf.sample(jax.random.split(jax.random.key(1))[0], bstate, batch_size=16)
     idx = np.asarray(idx)
     stored = np.asarray(b1.samples)
     for j, i in enumerate(idx):
@@ -104,19 +104,19 @@ def test_cd_starts_at_data_and_pcd_continues_chains():
     def energy(p, x):
         return 0.5 * jnp.sum((x - p) ** 2)
 
-    alg = umrf.samplers.ula(energy, 1e-4)
+    alg = umrf.samplers.ula(energy, step_size=1e-4)
     data = jnp.array([[5.0, 5.0], [-5.0, 3.0]])
-    x, _ = cd_negatives(alg, jax.random.key(0), data, jnp.zeros(2), num_steps=1)
+    x, _ = cd_negatives(alg, jax.random.key(0), jnp.zeros(2), data, num_steps=1)
     # one tiny step: stays next to its data point
     np.testing.assert_allclose(x, data, atol=0.05)
     # zero steps returns the start exactly
-    x0, _ = run_chains(alg, jax.random.key(0), data, jnp.zeros(2), 0)
+    x0, _ = run_chains(alg, jax.random.key(0), jnp.zeros(2), data, num_steps=0)
     np.testing.assert_array_equal(x0, data)
     # PCD: two calls of k steps == one run of 2k steps with the chained keys
-    alg = umrf.samplers.ula(energy, 0.1)
+    alg = umrf.samplers.ula(energy, step_size=0.1)
     k1, k2 = jax.random.split(jax.random.key(3))
-    a, _ = pcd_negatives(alg, k1, data, jnp.zeros(2), num_steps=3)
-    b, _ = pcd_negatives(alg, k2, a, jnp.zeros(2), num_steps=3)
+    a, _ = pcd_negatives(alg, k1, jnp.zeros(2), data, num_steps=3)
+    b, _ = pcd_negatives(alg, k2, jnp.zeros(2), a, num_steps=3)
     assert not np.allclose(a, b)
 
 
@@ -127,9 +127,9 @@ def test_persistent_chains_sample_the_model():
     def energy(p, x):
         return 0.5 * jnp.sum((x - p) ** 2)
 
-    alg = umrf.samplers.mala(energy, 0.5)
+    alg = umrf.samplers.mala(energy, step_size=0.5)
     chains = jnp.zeros((2000, 2))
-    f = jax.jit(lambda k, c: pcd_negatives(alg, k, c, m, num_steps=20))
+    f = jax.jit(lambda k, c: pcd_negatives(alg, k, m, c, num_steps=20))
     for i in range(3):
         chains, info = f(jax.random.key(i), chains)
     np.testing.assert_allclose(jnp.mean(chains, 0), m, atol=0.1)
@@ -141,8 +141,8 @@ def test_divergence_is_counted():
     def energy(p, x):
         return -p * jnp.sum(x**4)  # unbounded below: ULA blows up
 
-    alg = umrf.samplers.ula(energy, 0.5)
-    x, info = cd_negatives(alg, jax.random.key(0), jnp.full((4, 2), 3.0), 1.0, num_steps=20)
+    alg = umrf.samplers.ula(energy, step_size=0.5)
+    x, info = cd_negatives(alg, jax.random.key(0), 1.0, jnp.full((4, 2), 3.0), num_steps=20)
     assert int(info.num_diverged) == 4
     assert not np.all(np.isfinite(np.asarray(x)))  # reported, not replaced
 
@@ -160,13 +160,13 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="capacity"):
         buf.init(jax.random.key(0), jnp.zeros((5, 2)))
     with pytest.raises(ValueError, match="batch_size"):
-        buf.sample(jax.random.key(0), buf.init(jax.random.key(0)), 0)
+        buf.sample(jax.random.key(0), buf.init(jax.random.key(0)), batch_size=0)
     with pytest.raises(ValueError, match="high"):
-        uniform_init((2,), 1.0, -1.0)
-    alg = umrf.samplers.ula(lambda p, x: jnp.sum(x**2), 0.1)
+        uniform_init((2,), low=1.0, high=-1.0)
+    alg = umrf.samplers.ula(lambda p, x: jnp.sum(x**2), step_size=0.1)
     with pytest.raises(ValueError, match="num_steps"):
-        cd_negatives(alg, jax.random.key(0), jnp.zeros((2, 2)), None, num_steps=0)
+        cd_negatives(alg, jax.random.key(0), None, jnp.zeros((2, 2)), num_steps=0)
     with pytest.raises(TypeError, match="SamplingAlgorithm"):
-        cd_negatives(lambda x: x, jax.random.key(0), jnp.zeros((2, 2)), None, num_steps=1)
+        cd_negatives(lambda x: x, jax.random.key(0), None, jnp.zeros((2, 2)), num_steps=1)
     with pytest.raises(TypeError, match="ReplayBuffer"):
         replay_negatives(alg, None, jax.random.key(0), None, None, batch_size=2, num_steps=1)

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     x_base = dataset(k_base, n)
     scale = float(jnp.max(jnp.abs(x_train)))
     bandwidth = scale / 15  # resolves structure at the scale of the data's features
-    baseline = float(training.mmd(x_base, x_test, bandwidth=bandwidth))
+    baseline = float(umrf.metrics.mmd(x_base, x_test, bandwidth=bandwidth))
     print(f"umrf demo: {args.dataset}, {x_train.shape[0]} training points, {n} held-out points")
 
     results: list[tuple[str, float, float]] = []
@@ -82,9 +82,9 @@ def run(args: argparse.Namespace) -> int:
         def score_nc(p, x, s):
             return -jax.grad(energy_nc, argnums=1)(p, x, s)
 
-        def dsm_loss(p, batch, key, extra):
+        def dsm_loss(key, p, batch, extra):
             loss = umrf.losses.multiscale_denoising_score_matching(
-                score_nc, p, batch, key, sigmas=sigmas
+                score_nc, key, p, batch, sigmas=sigmas
             )
             return loss, extra
 
@@ -93,21 +93,23 @@ def run(args: argparse.Namespace) -> int:
         state, _ = training.fit(
             dsm_loss,
             opt,
+            k_dsm,
             params,
             x_train,
-            key=k_dsm,
             num_steps=args.steps,
             batch_size=args.batch_size,
             progress=progress,
             desc="DSM (multi-noise)",
         )
         alg = umrf.samplers.annealed_langevin(
-            score_nc, np.asarray(sigmas).tolist(), steps_per_level=50, eps=1e-5 * scale**2
+            score_nc, sigmas=np.asarray(sigmas).tolist(), steps_per_level=50, eps=1e-5 * scale**2
         )
         x0 = sigmas[0] * jax.random.normal(k_sample, (n, 2))
-        final, _ = umrf.sample_chains(alg, jax.random.fold_in(k_sample, 1), x0, state.params, 1)
+        final, _ = umrf.sample_chains(
+            alg, jax.random.fold_in(k_sample, 1), state.params, x0, num_steps=1
+        )
         samples = np.asarray(final.position)
-        quality = float(training.mmd(samples, x_test, bandwidth=bandwidth))
+        quality = float(umrf.metrics.mmd(samples, x_test, bandwidth=bandwidth))
         results.append(("DSM (multi-noise) + annealed Langevin", quality, time.perf_counter() - t0))
         sigma_min = float(sigmas[-1])
         panels.append(
@@ -130,10 +132,10 @@ def run(args: argparse.Namespace) -> int:
         )
         energy_fn, params = umrf.models.nnx_energy(module)
         step = 0.001 * scale**2
-        negatives = umrf.samplers.ula(energy_fn, step)
+        negatives = umrf.samplers.ula(energy_fn, step_size=step)
 
-        def pcd_loss(p, batch, key, chains):
-            chains, _ = umrf.samplers.pcd_negatives(negatives, key, chains, p, num_steps=20)
+        def pcd_loss(key, p, batch, chains):
+            chains, _ = umrf.samplers.pcd_negatives(negatives, key, p, chains, num_steps=20)
             loss = umrf.losses.contrastive_divergence(energy_fn, p, batch, chains, alpha=0.1)
             return loss, chains
 
@@ -143,20 +145,22 @@ def run(args: argparse.Namespace) -> int:
         state, _ = training.fit(
             pcd_loss,
             opt,
+            jax.random.fold_in(k_pcd, 1),
             params,
             x_train,
-            key=jax.random.fold_in(k_pcd, 1),
             num_steps=args.steps,
             batch_size=args.batch_size,
             extra=chains0,
             progress=progress,
             desc="persistent CD",
         )
-        alg = umrf.samplers.mala(energy_fn, step)
+        alg = umrf.samplers.mala(energy_fn, step_size=step)
         x0 = jax.random.uniform(k_sample, (n, 2), minval=-scale, maxval=scale)
-        final, _ = umrf.sample_chains(alg, jax.random.fold_in(k_sample, 2), x0, state.params, 500)
+        final, _ = umrf.sample_chains(
+            alg, jax.random.fold_in(k_sample, 2), state.params, x0, num_steps=500
+        )
         samples = np.asarray(final.position)
-        quality = float(training.mmd(samples, x_test, bandwidth=bandwidth))
+        quality = float(umrf.metrics.mmd(samples, x_test, bandwidth=bandwidth))
         results.append(("PCD (ULA negatives) + MALA", quality, time.perf_counter() - t0))
         panels.append(
             ("PCD energy E(x)", samples, _landscape(lambda x: energy_fn(state.params, x), scale))
@@ -215,4 +219,3 @@ def _figure(data, panels, scale: float, path: Path, title: str) -> None:
         ax.set_yticks([])
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-

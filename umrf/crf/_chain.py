@@ -236,9 +236,9 @@ def chain_log_partition(
     emissions: jax.Array,
     transitions: jax.Array,
     mask: jax.Array | None = None,
-    *,
     start: jax.Array | None = None,
     end: jax.Array | None = None,
+    *,
     method: str = "auto",
 ) -> jax.Array:
     r"""Log partition function ``log Z = log Σ_y exp S(y)`` of one sequence.
@@ -253,8 +253,8 @@ def chain_log_partition(
       emissions: ``(L, K)`` emission scores.
       transitions: ``(K, K)``; ``transitions[i, j]`` scores label ``i`` followed by ``j``.
       mask: optional ``(L,)`` boolean prefix mask (default: all valid).
-      start: keyword-only ``(K,)`` scores of the first label (default 0).
-      end: keyword-only ``(K,)`` scores of the last valid label (default 0).
+      start: optional ``(K,)`` scores of the first label (default 0).
+      end: optional ``(K,)`` scores of the last valid label (default 0).
       method: ``"auto"`` (fast and exact: guarded probability space with a
         log-space fallback), ``"sequential"`` (log space), ``"scaled"`` (fast
         probability space, unguarded) or ``"parallel"`` (associative scan).
@@ -277,7 +277,6 @@ def chain_score(
     transitions: jax.Array,
     tags: jax.Array,
     mask: jax.Array | None = None,
-    *,
     start: jax.Array | None = None,
     end: jax.Array | None = None,
 ) -> jax.Array:
@@ -290,8 +289,8 @@ def chain_score(
       transitions: ``(K, K)``, ``transitions[i, j]`` scores ``i`` followed by ``j``.
       tags: ``(L,)`` integer labels in ``[0, K)`` at valid positions.
       mask: optional ``(L,)`` boolean prefix mask.
-      start: keyword-only, optional ``(K,)``.
-      end: keyword-only, optional ``(K,)``.
+      start: optional ``(K,)``.
+      end: optional ``(K,)``.
 
     Returns:
       Scalar score (``-inf`` if the sequence uses a forbidden move).
@@ -316,9 +315,9 @@ def chain_log_likelihood(
     transitions: jax.Array,
     tags: jax.Array,
     mask: jax.Array | None = None,
-    *,
     start: jax.Array | None = None,
     end: jax.Array | None = None,
+    *,
     method: str = "auto",
 ) -> jax.Array:
     r"""Conditional log-likelihood ``log p(y | e) = S(y) - log Z`` of one sequence.
@@ -332,8 +331,8 @@ def chain_log_likelihood(
       transitions: ``(K, K)``; ``transitions[i, j]`` scores label ``i`` followed by ``j``.
       tags: ``(L,)`` integer labels; values at padded positions are ignored.
       mask: optional ``(L,)`` boolean prefix mask.
-      start: keyword-only, optional ``(K,)`` start scores.
-      end: keyword-only, optional ``(K,)`` end scores.
+      start: optional ``(K,)`` start scores.
+      end: optional ``(K,)`` end scores.
       method: forward method, see :func:`chain_log_partition`.
 
     Returns:
@@ -354,9 +353,9 @@ def chain_marginals(
     emissions: jax.Array,
     transitions: jax.Array,
     mask: jax.Array | None = None,
-    *,
     start: jax.Array | None = None,
     end: jax.Array | None = None,
+    *,
     method: str = "auto",
 ) -> ChainMarginals:
     r"""Node and pairwise posterior marginals by differentiating ``log Z``.
@@ -372,8 +371,8 @@ def chain_marginals(
       emissions: ``(L, K)``.
       transitions: ``(K, K)``, ``transitions[i, j]`` scores ``i`` followed by ``j``.
       mask: optional ``(L,)`` boolean prefix mask.
-      start: keyword-only, optional ``(K,)``.
-      end: keyword-only, optional ``(K,)``.
+      start: optional ``(K,)``.
+      end: optional ``(K,)``.
       method: forward method, see :func:`chain_log_partition`.
 
     Returns:
@@ -393,9 +392,9 @@ def viterbi(
     emissions: jax.Array,
     transitions: jax.Array,
     mask: jax.Array | None = None,
-    *,
     start: jax.Array | None = None,
     end: jax.Array | None = None,
+    *,
     method: str = "sequential",
 ) -> tuple[jax.Array, jax.Array]:
     r"""Most probable label sequence ``argmax_y S(y)`` and its score (Viterbi 1967).
@@ -413,8 +412,8 @@ def viterbi(
       emissions: ``(L, K)``.
       transitions: ``(K, K)``, ``transitions[i, j]`` scores ``i`` followed by ``j``.
       mask: optional ``(L,)`` boolean prefix mask.
-      start: keyword-only, optional ``(K,)``.
-      end: keyword-only, optional ``(K,)``.
+      start: optional ``(K,)``.
+      end: optional ``(K,)``.
       method: ``"sequential"`` or ``"parallel"``.
 
     Returns:
@@ -475,7 +474,6 @@ def chain_sample(
     emissions: jax.Array,
     transitions: jax.Array,
     mask: jax.Array | None = None,
-    *,
     start: jax.Array | None = None,
     end: jax.Array | None = None,
 ) -> jax.Array:
@@ -491,8 +489,8 @@ def chain_sample(
       emissions: ``(L, K)``.
       transitions: ``(K, K)``, ``transitions[i, j]`` scores ``i`` followed by ``j``.
       mask: optional ``(L,)`` boolean prefix mask.
-      start: keyword-only, optional ``(K,)``.
-      end: keyword-only, optional ``(K,)``.
+      start: optional ``(K,)``.
+      end: optional ``(K,)``.
 
     Returns:
       int32 ``(L,)`` labels, ``-1`` at padded positions.

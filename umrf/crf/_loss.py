@@ -12,8 +12,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from umrf.crf._chain import chain_log_likelihood, check_chain_batch
 from umrf._loss_common import finalize
+from umrf.crf._chain import chain_log_likelihood, check_chain_batch
 
 
 def crf_negative_log_likelihood(
@@ -21,9 +21,9 @@ def crf_negative_log_likelihood(
     transitions: jax.Array,
     tags: jax.Array,
     mask: jax.Array | None = None,
-    *,
     start: jax.Array | None = None,
     end: jax.Array | None = None,
+    *,
     method: str = "auto",
     return_info: bool = False,
 ) -> Any:

@@ -34,7 +34,8 @@ def unnormalized_log_joint(
     size = math.prod(cards)
     if size > max_table_size:
         raise ValueError(
-            f"The joint table of this model has {size:,} entries, above `max_table_size`={max_table_size:,}; "
+            f"The joint table of this model has {size:,} entries, above "
+            f"`max_table_size`={max_table_size:,}; "
             "enumeration is for tiny models (use umrf.inference.log_partition / marginals), or "
             "raise `max_table_size`."
         )

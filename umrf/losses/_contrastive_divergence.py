@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from umrf._validation import check_finite, check_positive, is_concrete
 from umrf._loss_common import batch_size
+from umrf._validation import check_finite, check_positive, is_concrete
 
 
 class ContrastiveDivergenceInfo(NamedTuple):

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from umrf._loss_common import check_float_batch, finalize
 from umrf._validation import (
     check_key,
     check_positive,
@@ -28,7 +29,6 @@ from umrf._validation import (
     check_score_shape,
     is_concrete,
 )
-from umrf._loss_common import check_float_batch, finalize
 
 
 def _gaussian_like(key: jax.Array, x: Any) -> Any:

@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from umrf._validation import check_key, check_positive_int
 from umrf._loss_common import check_float_batch, finalize
+from umrf._validation import check_key, check_positive_int
 
 _DISTRIBUTIONS = ("rademacher", "gaussian")
 

@@ -7,8 +7,9 @@ At temperature ``T`` the law is ``N(μ, T Λ⁻¹)``. Exact samples use the
 Cholesky factor ``Λ = L Lᵀ``: ``x = μ + sqrt(T) L⁻ᵀ z`` with ``z ~ N(0, I)``.
 
 The model is a pytree whose leaves are ``mean`` and ``precision``; it is its
-own ``params`` (DESIGN.md §6): ``umrf.samplers.mala(lambda m, x: m.energy(x),
-0.1)`` stepped with ``params=model``.
+own ``params`` (DESIGN.md §6):
+``umrf.samplers.mala(lambda m, x: m.energy(x), step_size=0.1)`` stepped with
+``params=model``.
 
 Reference: Bishop (2006), Pattern Recognition and Machine Learning, §2.3.
 """

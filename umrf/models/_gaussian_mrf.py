@@ -170,4 +170,4 @@ class GaussianMRF:
         self, key: jax.Array, shape: tuple[int, ...] = (), *, temperature: float = 1.0
     ) -> Any:
         """Exact samples (dense Cholesky), shape ``shape + (n,)``."""
-        return self.to_gaussian().sample(key, shape, temperature)
+        return self.to_gaussian().sample(key, shape, temperature=temperature)

@@ -113,9 +113,7 @@ def _checkerboard(key: jax.Array, n: int) -> jax.Array:
     return corner + 2.0 * jax.random.uniform(k_u, (n, 2))
 
 
-def eight_gaussians(
-    key: jax.Array, n: int, *, radius: float = 2.0, std: float = 0.1
-) -> jax.Array:
+def eight_gaussians(key: jax.Array, n: int, *, radius: float = 2.0, std: float = 0.1) -> jax.Array:
     """Equal mixture of 8 Gaussians of std ``std`` centred on a circle of ``radius``.
 
     Centres ``radius · (cos(2πk/8), sin(2πk/8))``, ``k = 0..7``.

@@ -11,7 +11,7 @@ probability averaged over the chains, ``ā_t = mean_c α_{c,t}``:
 
 with ``γ = 0.05, t₀ = 10, κ = 0.75``. The returned step size is the averaged
 iterate ``ε̄`` after the last step; it is then *frozen*: build
-``umrf.samplers.mala(energy_fn, result.step_size)`` and sample (the warm-up
+``umrf.samplers.mala(energy_fn, step_size=result.step_size)`` and sample (the warm-up
 draws are not from the target and should be discarded). Averaging over many
 chains makes ``ā_t`` nearly noise-free, so a few hundred steps suffice.
 

@@ -22,7 +22,7 @@ in that convention pass ``eps = 2 · eps_code``.
 levels), so the algorithm is a Markov kernel on positions with the same
 ``SamplingAlgorithm`` shape as every other sampler, and
 
-    final, trace = umrf.sample_chains(alg, key, x0, params, num_steps=1)
+    final, trace = umrf.sample_chains(alg, key, params, x0, num_steps=1)
 
 turns initial noise ``x0`` into samples ``final.position``. With
 ``num_steps > 1`` each pass restarts the annealing from the previous pass's
@@ -196,8 +196,8 @@ def annealed_langevin(
         x ← x + (α_i / 2) · score_fn(params, x, σ_i) + sqrt(α_i) · z,   z ~ N(0, I).
 
     One ``step`` is one full pass over all levels (``len(sigmas) ·
-    steps_per_level`` updates), so ``umrf.sample_chains(alg, key, x0,
-    params, num_steps=1)`` maps initial noise to samples.
+    steps_per_level`` updates), so ``umrf.sample_chains(alg, key,
+    params, x0, num_steps=1)`` maps initial noise to samples.
 
     Args:
       score_fn: ``score_fn(params, x, sigma)`` on one configuration, returning

@@ -107,7 +107,7 @@ def scan_steps(
     thin: int = 1,
     num_tail: int = 0,
 ) -> tuple[Any, Any]:
-    """Run ``num_records·thin + num_tail`` steps from global step ``t0``; keep every ``thin``-th output.
+    """Run ``num_records·thin + num_tail`` steps from step ``t0``; keep every ``thin``-th output.
 
     The single loop behind every multi-chain runner (:func:`sample_chains`,
     ``run_chains`` and the negatives, ``mala_warmup``): step ``t`` calls

@@ -165,9 +165,7 @@ def build_kernel(
     return kernel
 
 
-def mala(
-    energy_fn: EnergyFn, *, step_size: float, temperature: float = 1.0
-) -> SamplingAlgorithm:
+def mala(energy_fn: EnergyFn, *, step_size: float, temperature: float = 1.0) -> SamplingAlgorithm:
     """Metropolis-adjusted Langevin algorithm targeting ``exp(-E(params, x)/T)``.
 
     Args:

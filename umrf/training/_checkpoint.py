@@ -19,7 +19,6 @@ _FORMAT = "umrf-checkpoint-v1"
 _CKPT_RE = re.compile(r"^ckpt_(\d{9})\.npz$")
 
 
-
 def _to_numpy(leaf: Any) -> tuple[np.ndarray, dict[str, Any]]:
     meta: dict[str, Any] = {}
     if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
@@ -143,5 +142,3 @@ def _prune(directory: Path, keep: int) -> None:
     found = sorted(p for p in directory.iterdir() if _CKPT_RE.match(p.name))
     for p in found[:-keep]:
         p.unlink()
-
-

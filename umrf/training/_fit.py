@@ -238,5 +238,3 @@ def fit(
         save_checkpoint(_checkpoint_path(ckpt_dir, int(state.step)), state)
         _prune(ckpt_dir, keep_checkpoints)
     return state, history
-
-

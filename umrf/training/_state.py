@@ -14,6 +14,7 @@ __all__ = ["LossFn", "TrainState", "init_train_state"]
 #: ``loss_fn(key, params, batch, extra) -> (loss, new_extra)``.
 LossFn = Callable[[Any, Any, jax.Array, Any], tuple[jax.Array, Any]]
 
+
 class TrainState(NamedTuple):
     """Everything a training run carries from one step to the next.
 
@@ -61,5 +62,3 @@ def init_train_state(
         key=key,
         extra=extra,
     )
-
-

@@ -126,5 +126,3 @@ def train_step(
         batch_size=batch_size,
         batch_sharding=batch_sharding,
     )
-
-
