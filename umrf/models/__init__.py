@@ -2,6 +2,7 @@
 
 from umrf.models._activations import silu
 from umrf.models._bayesian_network import from_bayesian_network
+from umrf.models._digits import Digits, load_digits
 from umrf.models._discrete_mrf import DiscreteMRF, Factor
 from umrf.models._gaussian import Gaussian
 from umrf.models._gaussian_mixture import GaussianMixture
@@ -30,9 +31,11 @@ __all__ = [
     "nnx_energy",
     "nnx_score",
     "silu",
+    "Digits",
     "DiscreteMRF",
     "Factor",
     "from_bayesian_network",
+    "load_digits",
     "Gaussian",
     "GaussianMRF",
     "GaussianMixture",
