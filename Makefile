@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/umrf demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --nbmake tests notebooks
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --nbmake --doctest-modules umrf tests notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

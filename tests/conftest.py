@@ -1,24 +1,23 @@
-"""Strict JAX configuration shared by every test.
+"""Fixtures shared by the test suite (the JAX configuration is in the root ``conftest.py``).
 
-Several CPU devices let the sharding tests run on one machine; strict rank
-promotion catches silent broadcasting bugs (as in equinox's test set-up).
-The ``assert_mc_close`` fixture is the Monte Carlo tolerance check shared by
-the sampler tests.
+* ``assert_mc_close``: the Monte Carlo tolerance check of the sampler tests.
+* ``count_compiles``: counts JAX traces and XLA compilations inside a block,
+  the proof that rebuilt samplers and new parameters reuse compiled programs.
 """
 
-import os
+import contextlib
 
-os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import umrf
 
-jax.config.update("jax_num_cpu_devices", 8)
-jax.config.update("jax_numpy_rank_promotion", "raise")
-
-import umrf  # noqa: E402  (after the JAX configuration above)
+# Event names JAX records for every jaxpr trace and every backend compilation
+# (jax._src.dispatch.JAXPR_TRACE_EVENT / BACKEND_COMPILE_EVENT).
+TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 @pytest.fixture
@@ -41,3 +40,33 @@ def assert_mc_close():
         assert np.all(err <= z * se + floor), (what, float(np.max(err - z * se)), mean, exact)
 
     return check
+
+
+class CompileCounter:
+    """Number of jaxpr traces and XLA compilations seen since the block began."""
+
+    def __init__(self):
+        self.traces = 0
+        self.compiles = 0
+
+    def __call__(self, event, duration, **kwargs):
+        if event == TRACE_EVENT:
+            self.traces += 1
+        elif event == COMPILE_EVENT:
+            self.compiles += 1
+
+
+@pytest.fixture
+def count_compiles():
+    """``with count_compiles() as c: ...`` then ``c.traces``, ``c.compiles``."""
+
+    @contextlib.contextmanager
+    def counting():
+        counter = CompileCounter()
+        jax.monitoring.register_event_duration_secs_listener(counter)
+        try:
+            yield counter
+        finally:
+            jax.monitoring.unregister_event_duration_listener(counter)
+
+    return counting

@@ -73,8 +73,13 @@ def test_progress_chunks_give_the_same_result():
     x0 = jnp.zeros((4, 2))
     a = umrf.sample_chains(alg, jax.random.key(7), params(), x0, num_steps=24, thin=2)
     b = umrf.sample_chains(alg, jax.random.key(7), params(), x0, num_steps=24, thin=2, progress=4)
+    # Different compiled programs (chunks vs one scan): floats agree to rounding, flags exactly.
     for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
-        np.testing.assert_array_equal(u, v)
+        u, v = np.asarray(u), np.asarray(v)
+        if np.issubdtype(u.dtype, np.floating):
+            np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(u, v)
 
 
 class WalkState(NamedTuple):
