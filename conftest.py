@@ -2,7 +2,8 @@
 
 Several CPU devices let the sharding tests run on one machine; strict rank
 promotion catches silent broadcasting bugs (as in equinox's test set-up);
-hypothesis is derandomized. It lives at the repository root so that ``pytest --doctest-modules umrf`` runs the
+hypothesis is derandomized. It lives at the repository root so that
+``pytest --doctest-modules umrf`` runs the
 docstring examples under exactly the configuration of the test suite.
 """
 

@@ -53,7 +53,8 @@ def test_default_init_and_reinitialisation_probability():
 
     p = 0.05
     buf = ReplayBuffer(100, far_init, reinit_prob=p)
-    x, _ = jax.jit(buf.sample, static_argnames="batch_size")(jax.random.key(2), state, batch_size=40000)
+    sample = jax.jit(buf.sample, static_argnames="batch_size")
+    x, _ = sample(jax.random.key(2), state, batch_size=40000)
     frac = float(jnp.mean(x[:, 0] >= 10.0))
     assert abs(frac - p) < 4 * np.sqrt(p * (1 - p) / 40000)
 

@@ -1,4 +1,4 @@
-"""Every sampler constructor: equal inputs give equal algorithms, and a rebuilt sampler never recompiles.
+"""Every sampler constructor: equal inputs, equal algorithms; a rebuilt sampler never recompiles.
 
 The driver keys its compiled programs on the algorithm (DESIGN.md §3), so a loop
 that rebuilds its sampler from a model of the same structure must reuse them.
@@ -41,7 +41,7 @@ def loopy_mrf(seed):
 
 
 def build(name, seed):
-    """``(alg, params, x0)`` for case ``name``; ``seed`` changes the numbers, never the structure."""
+    """``(alg, params, x0)`` of case ``name``; ``seed`` changes numbers, never structure."""
     x_cont = jnp.zeros((4, 2))
     if name == "ula":
         return umrf.samplers.ula(gaussian_energy, step_size=0.1), gaussian(seed), x_cont
