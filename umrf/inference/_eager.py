@@ -1,0 +1,414 @@
+r"""Eager (host numpy) exact inference: no XLA compilation on concrete inputs.
+
+Two engines, both run step by step on numpy arrays (BLAS for the large
+contractions), so the first answer on a new structure costs no compile:
+
+* :func:`window_log_partition` / :func:`window_value_and_grad`: the banded
+  block-elimination program of :mod:`umrf.inference._window` on tables
+  rescaled by their maxima (probability space), with the exactness guard of
+  :mod:`umrf.inference._exact` and a hand-written reverse pass for the
+  marginals (``∂ log Z / ∂ θ_f``, two GEMMs per block).
+* :func:`log_space_value_and_grad` and :func:`log_space_map`: plain variable
+  elimination in log-space (float64) for any plan: sum-product with its
+  reverse pass, and max-product with backtracking.
+
+The guard's error argument is in the :mod:`umrf.inference._exact` docstring;
+the quantities it needs (``min``/``max`` of every message, the smallest
+positive entry of each small table in log-space) are computed here exactly as
+in the compiled program of :mod:`umrf.inference._scaled`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from umrf.inference._elimination import EliminationPlan
+from umrf.inference._window import WindowProgram
+
+LN2 = math.log(2.0)
+
+
+# --- packing: factor tables stacked by shape ------------------------------------------------
+class Packing(NamedTuple):
+    """Static: factors stacked by table shape, and each pattern slot's rows in those stacks."""
+
+    keys: tuple[tuple[int, ...], ...]  # distinct table shapes
+    members: tuple[tuple[int, ...], ...]  # per shape: factor ids, in stack order
+    where: tuple[tuple[int, int], ...]  # per factor: (shape index, row)
+    slots: tuple[tuple[tuple[int, np.ndarray], ...], ...]  # per group, per slot: (shape, rows)
+
+
+@functools.lru_cache(maxsize=256)
+def packing(prog: WindowProgram) -> Packing:
+    """The :class:`Packing` of a window program (cached)."""
+    index: dict[tuple[int, ...], int] = {}
+    members: list[list[int]] = []
+    where = []
+    for f, sh in enumerate(prog.factor_shapes):
+        if sh not in index:
+            index[sh] = len(members)
+            members.append([])
+        where.append((index[sh], len(members[index[sh]])))
+        members[index[sh]].append(f)
+    slots = []
+    for g in prog.groups:
+        row = []
+        for fs in g.factors:
+            key = where[fs[0]][0]
+            row.append((key, np.asarray([where[f][1] for f in fs], np.intp)))
+        slots.append(tuple(row))
+    return Packing(tuple(index), tuple(tuple(m) for m in members), tuple(where), tuple(slots))
+
+
+def pack(pk: Packing, thetas: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Stack the factor tables by shape (float64)."""
+    return [
+        np.stack([thetas[f] for f in m]).astype(np.float64) if m else np.zeros((0, *k))
+        for k, m in zip(pk.keys, pk.members, strict=True)
+    ]
+
+
+# --- small tables ---------------------------------------------------------------------------
+class SmallTables(NamedTuple):
+    """Per block: ``S_b`` (``(C, M, N)``, max 1), its log-scale and smallest positive entry."""
+
+    tables: list[np.ndarray]  # exp(logS - scale), in the working dtype
+    scale: np.ndarray  # (B,) float64, max of logS (0 where logS is all -inf)
+    min_log: np.ndarray  # (B,) float64, min over finite logS - scale (0 if none)
+    full: list[
+        tuple[np.ndarray, np.ndarray]
+    ]  # per group: (logS_full (G, *full), logS (G, C, M, N))
+
+
+def _broadcast_slot(table: np.ndarray, axes: tuple[int, ...], ndim: int) -> np.ndarray:
+    """``table`` (G, *scope shape) with its axes moved to ``axes`` of an ``ndim``-axis table."""
+    perm = sorted(range(len(axes)), key=lambda a: axes[a])
+    t = (
+        np.transpose(table, (0, *(1 + p for p in perm)))
+        if perm != list(range(len(axes)))
+        else table
+    )
+    shape = [1] * ndim
+    for p in perm:
+        shape[axes[p]] = table.shape[1 + p]
+    return np.reshape(t, (table.shape[0], *shape))
+
+
+def small_tables(prog: WindowProgram, packs: Sequence[np.ndarray], dtype: Any) -> SmallTables:
+    """Build every block's small table ``S_b`` in log-space (float64), vectorised per pattern."""
+    pk = packing(prog)
+    num_blocks = len(prog.shapes)
+    tables: list[np.ndarray] = [None] * num_blocks  # type: ignore[list-item]
+    scale = np.zeros(num_blocks)
+    min_log = np.zeros(num_blocks)
+    full = []
+    for g, slots in zip(prog.groups, pk.slots, strict=True):
+        G = len(g.blocks)
+        nd = len(g.full_shape)
+        logS_full = None
+        for (key, rows), axes in zip(slots, g.axes, strict=True):
+            term = _broadcast_slot(packs[key][rows], axes, nd)
+            logS_full = term if logS_full is None else logS_full + term
+        if logS_full is None:
+            logS_full = np.zeros((G, *g.full_shape))
+        logS_full = np.broadcast_to(logS_full, (G, *g.full_shape))
+        C, M, N = g.shape
+        logS = _logsumexp_trailing(logS_full, g.internal) if g.internal else logS_full
+        logS = np.reshape(logS, (G, C, M, N))
+        flat = np.reshape(logS, (G, -1))
+        finite = np.isfinite(flat)
+        mx = np.where(finite, flat, -np.inf).max(axis=1)
+        mx = np.where(np.isfinite(mx), mx, 0.0)
+        mn = np.where(finite, flat, np.inf).min(axis=1) - mx
+        mn = np.where(np.isfinite(mn), mn, 0.0)
+        S = np.exp(logS - mx[:, None, None, None]).astype(dtype)
+        for j, b in enumerate(g.blocks):
+            tables[b] = S[j]
+            scale[b] = mx[j]
+            min_log[b] = mn[j]
+        full.append((logS_full, logS))
+    return SmallTables(tables, scale, min_log, full)
+
+
+def _logsumexp_trailing(a: np.ndarray, count: int) -> np.ndarray:
+    axes = tuple(range(a.ndim - count, a.ndim))
+    m = np.max(a, axis=axes, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.sum(np.exp(a - m), axis=axes)) + np.squeeze(m, axes)
+
+
+# --- the guard ------------------------------------------------------------------------------
+def guard_threshold(C: int, e_prev: int, dtype: Any) -> float:
+    """``θ_b = C (3 + 2^{max(e_prev, 0)}) tiny / eps`` (see the _exact docstring)."""
+    fi = np.finfo(dtype)
+    return C * (3.0 + 2.0 ** max(e_prev, 0)) * float(fi.tiny) / float(fi.eps)
+
+
+class WindowCache(NamedTuple):
+    """What the reverse pass needs: the windows read by each block and the scaled ``S``."""
+
+    windows: list[np.ndarray]
+    scaled: list[np.ndarray]
+    final: np.ndarray
+    small: SmallTables
+    packs: list[np.ndarray]
+
+
+def window_forward(
+    prog: WindowProgram,
+    thetas: Sequence[np.ndarray],
+    dtype: Any,
+    *,
+    guard: bool = True,
+    keep: bool = False,
+    packs: list[np.ndarray] | None = None,
+) -> tuple[float, bool, WindowCache | None]:
+    """``(log Z, trusted, cache)`` by the scaled block program on the host.
+
+    ``thetas`` are the factors' log-potential tables (numpy). ``trusted`` is
+    the guard's verdict (always True with ``guard=False``).
+    """
+    if packs is None:
+        packs = pack(packing(prog), thetas)
+    small = small_tables(prog, packs, dtype)
+    fi = np.finfo(dtype)
+    log_tiny2 = math.log(float(fi.tiny)) + LN2
+    # Messages live in preallocated buffers (fresh 100 kB+ arrays cost page faults per block):
+    # all of them when the reverse pass needs them, else two used in turn.
+    sizes = [prog.window_size] + [M * H * N for _, M, H, N in prog.shapes]
+    if keep:
+        offsets = np.cumsum([0, *sizes])
+        arena = np.empty(int(offsets[-1]), dtype)
+        bufs = [arena[offsets[i] : offsets[i + 1]] for i in range(len(sizes))]
+    else:
+        big_size = max(sizes)
+        pair = (np.empty(big_size, dtype), np.empty(big_size, dtype))
+        bufs = [pair[i % 2][:sz] for i, sz in enumerate(sizes)]
+    msg = bufs[0]
+    msg.fill(1.0)
+    e_prev = 0
+    log_mnpos_prev = 0.0
+    exps = 0
+    trusted = True
+    windows, scaled = [], []
+    nblocks = len(prog.shapes)
+    for b, (C, M, H, N) in enumerate(prog.shapes):
+        S = small.tables[b]
+        if e_prev:
+            S = S * np.asarray(2.0**-e_prev, dtype)
+        big = msg.reshape(C, M, H)
+        out = bufs[b + 1].reshape(M, H, N)
+        np.matmul(big.transpose(1, 2, 0), S.transpose(1, 0, 2), out=out)
+        if keep:
+            windows.append(msg)
+            scaled.append(S)
+        mx = float(out.max())
+        if guard and trusted:
+            theta = guard_threshold(C, e_prev, dtype)
+            mn = float(out.min())
+            if mn < theta:
+                mnpos = float(np.min(out, where=out > 0, initial=np.inf))
+                lm = small.min_log[b] - e_prev * LN2
+                noflush = lm >= log_tiny2 and log_mnpos_prev + lm >= log_tiny2
+                if not (mnpos >= theta and noflush):
+                    trusted = False
+                log_mnpos_prev = math.log(mnpos) if math.isfinite(mnpos) else 0.0
+            else:
+                log_mnpos_prev = math.log(mn)
+        msg = out.reshape(-1)
+        if b < nblocks - 1:
+            e_prev = math.frexp(mx)[1] if mx > 0 else 0
+            exps += e_prev
+    total = float(np.sum(msg, dtype=np.float64))
+    log_final = math.log(total) if total > 0 else -math.inf
+    log_z = float(np.sum(small.scale)) + exps * LN2 + log_final + prog.constant
+    for f in prog.scalar_factors:
+        log_z += float(thetas[f])
+    if math.isnan(log_z):
+        trusted = False
+    cache = WindowCache(windows, scaled, msg, small, packs) if keep else None
+    return log_z, trusted, cache
+
+
+def window_value_and_grad(
+    prog: WindowProgram,
+    thetas: Sequence[np.ndarray],
+    dtype: Any,
+    *,
+    guard: bool = True,
+) -> tuple[float, list[np.ndarray], bool]:
+    """``(log Z, [∂ log Z / ∂ θ_f], trusted)``: forward, then the reverse pass.
+
+    The reverse pass of ``τ' = τ ⊗ S'`` (a batched GEMM) is two GEMMs:
+    ``ḡ_τ[c, m, h] = Σ_n ḡ_τ'[m, h, n] S'[c, m, n]`` and
+    ``ḡ_S'[c, m, n] = Σ_h τ[c, m, h] ḡ_τ'[m, h, n]``; ``ḡ_{log S} = ḡ_S' ⊙ S'``,
+    then back through the log-sum-exp over the block's internal variables to
+    each factor's log-potentials. With ``Z = 0`` (trusted), every gradient is
+    zero (there is no distribution).
+    """
+    log_z, trusted, cache = window_forward(prog, thetas, dtype, guard=guard, keep=True)
+    assert cache is not None
+    pk = packing(prog)
+    gpacks = [np.zeros_like(p) for p in cache.packs]
+    if log_z == -math.inf and trusted:
+        return log_z, _unpack(pk, gpacks, thetas), True
+    total = float(np.sum(cache.final, dtype=np.float64))
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        g = np.full(cache.final.shape, 1.0 / total, dtype)
+        g_scaled: list[np.ndarray] = [None] * len(prog.shapes)  # type: ignore[list-item]
+        for b in range(len(prog.shapes) - 1, -1, -1):
+            C, M, H, N = prog.shapes[b]
+            g_out = g.reshape(M, H, N)
+            big = cache.windows[b].reshape(C, M, H)
+            S = cache.scaled[b]
+            g_scaled[b] = np.matmul(big.transpose(1, 0, 2), g_out).transpose(1, 0, 2)
+            if b:
+                buf = np.empty((C, M, H), dtype)
+                np.matmul(
+                    S.transpose(1, 0, 2), g_out.transpose(0, 2, 1), out=buf.transpose(1, 0, 2)
+                )
+                g = buf.reshape(-1)
+        for gi, (grp, slots) in enumerate(zip(prog.groups, pk.slots, strict=True)):
+            logS_full, logS = cache.small.full[gi]
+            G = len(grp.blocks)
+            # d/d logS of S' = exp(logS - scale) 2^-e is the product with S' itself.
+            gl = np.stack([g_scaled[b] * cache.scaled[b] for b in grp.blocks]).astype(np.float64)
+            n_int = grp.internal
+            if n_int:
+                lse = np.reshape(logS, (G, *grp.full_shape[: len(grp.full_shape) - n_int]))
+                tail = (...,) + (None,) * n_int
+                w = np.exp(logS_full - lse[tail])
+                w = np.where(np.isfinite(lse)[tail], w, 0.0)
+                gfull = np.reshape(gl, lse.shape)[tail] * w
+            else:
+                gfull = np.reshape(gl, (G, *grp.full_shape))
+            nd = len(grp.full_shape)
+            for (key, rows), axes in zip(slots, grp.axes, strict=True):
+                drop = tuple(1 + a for a in range(nd) if a not in axes)
+                red = np.sum(gfull, axis=drop) if drop else gfull
+                order = sorted(range(len(axes)), key=lambda a: axes[a])
+                if order != list(range(len(axes))):
+                    red = np.transpose(red, (0, *(1 + i for i in np.argsort(order))))
+                gpacks[key][rows] += red
+    grads = _unpack(pk, gpacks, thetas)
+    for f in prog.scalar_factors:  # ∂ log Z / ∂ θ = 1 for a constant factor
+        grads[f] = np.ones(np.shape(thetas[f]))
+    if guard and not all(np.all(np.isfinite(p)) for p in gpacks):
+        trusted = False
+    return log_z, grads, trusted
+
+
+def _unpack(pk: Packing, gpacks: list[np.ndarray], thetas) -> list[np.ndarray]:
+    return [gpacks[k][r] for k, r in pk.where]
+
+
+# --- log-space variable elimination (any plan) ----------------------------------------------
+def _aligned(table: np.ndarray, align: tuple[tuple[int, ...], tuple[int, ...]]) -> np.ndarray:
+    perm, shape = align
+    t = np.transpose(table, perm) if list(perm) != list(range(len(perm))) else table
+    return np.reshape(t, shape)
+
+
+def _union(plan_step, tables: dict[int, np.ndarray]) -> np.ndarray:
+    U = None
+    for t, al in zip(plan_step.inputs, plan_step.aligns, strict=True):
+        a = _aligned(tables[t], al)
+        U = a if U is None else U + a
+    return U
+
+
+def log_space_value_and_grad(
+    plan: EliminationPlan,
+    cards: Sequence[int],
+    thetas: Sequence[np.ndarray],
+    *,
+    grad: bool = True,
+) -> tuple[float, list[np.ndarray] | None]:
+    """``(log Z, [∂ log Z / ∂ θ_f])`` by log-space elimination in float64 (exact, eager).
+
+    The reverse pass of ``τ = logsumexp_v U`` with ``U = Σ_i t_i`` sends
+    ``ḡ_out · softmax_v(U)`` to every input (summed over its missing axes).
+    """
+    num_factors = len(thetas)
+    tables: dict[int, np.ndarray] = {k: np.asarray(t, np.float64) for k, t in enumerate(thetas)}
+    steps = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for st in plan.steps:
+            if not st.inputs:
+                tables[st.output] = np.asarray(math.log(cards[st.variable]))
+                steps.append(None)
+                continue
+            U = _union(st, tables)
+            m = np.max(U, axis=-1, keepdims=True)
+            m = np.where(np.isfinite(m), m, 0.0)
+            s = np.sum(np.exp(U - m), axis=-1)
+            out = np.log(s) + m[..., 0]
+            tables[st.output] = out
+            steps.append(U if grad else None)
+        log_z = float(sum(float(tables[t]) for t in plan.remaining))
+        if not grad:
+            return log_z, None
+        gbar: dict[int, Any] = {t: 1.0 for t in plan.remaining}
+        if log_z == -math.inf:
+            return log_z, [np.zeros(np.shape(t)) for t in thetas]
+        for st, U in zip(reversed(plan.steps), reversed(steps), strict=True):
+            if U is None:
+                continue
+            g_out = gbar.pop(st.output, None)
+            if g_out is None:
+                continue
+            out = tables[st.output]
+            w = np.exp(U - np.where(np.isfinite(out), out, 0.0)[..., None])
+            w = np.where(np.isfinite(out)[..., None], w, 0.0)
+            gU = np.asarray(g_out)[..., None] * w
+            for t, (perm, shape) in zip(st.inputs, st.aligns, strict=True):
+                red = np.sum(
+                    gU, axis=tuple(a for a, d in enumerate(shape) if d == 1), keepdims=True
+                )
+                red = np.reshape(red, tuple(np.shape(tables[t])[p] for p in perm))
+                if list(perm) != list(range(len(perm))):
+                    red = np.transpose(red, np.argsort(perm))
+                gbar[t] = red if t not in gbar else gbar[t] + red
+    grads = []
+    for f in range(num_factors):
+        gf = gbar.get(f)
+        shape = np.shape(thetas[f])
+        grads.append(
+            np.zeros(shape) if gf is None else np.broadcast_to(gf, shape).astype(np.float64)
+        )
+    return log_z, grads
+
+
+def log_space_map(
+    plan: EliminationPlan, cards: Sequence[int], thetas: Sequence[np.ndarray]
+) -> np.ndarray:
+    """A most probable configuration by max-plus elimination and backtracking (eager, float64).
+
+    Ties go to the smallest state (``argmax`` keeps the first maximum); a
+    variable in no factor gets state 0.
+    """
+    n = len(cards)
+    tables: dict[int, np.ndarray] = {k: np.asarray(t, np.float64) for k, t in enumerate(thetas)}
+    args = []
+    for st in plan.steps:
+        if not st.inputs:
+            tables[st.output] = np.asarray(0.0)
+            args.append(None)
+            continue
+        U = _union(st, tables)
+        U = np.broadcast_to(U, tuple(cards[u] for u in st.union))
+        tables[st.output] = np.max(U, axis=-1)
+        args.append(np.argmax(U, axis=-1).astype(np.int32))
+    x = np.zeros(n, np.int32)
+    for st, arg in zip(reversed(plan.steps), reversed(args), strict=True):
+        if arg is None:
+            continue
+        idx = tuple(int(x[u]) for u in st.union[:-1])
+        x[st.variable] = arg[idx]
+    return x
