@@ -206,7 +206,7 @@ def test_periodic_eval_and_no_recompile_on_new_params():
 def test_compiler_options_auto_none_and_explicit_agree():
     """ "auto" is umrf's CPU dot choice; None and an explicit dict compile the same step."""
     if jax.default_backend() == "cpu":
-        assert training._step._resolve_compiler_options("auto") == tuple(
+        assert training._step.resolve_compiler_options("auto") == tuple(
             training.CPU_COMPILER_OPTIONS.items()
         )
     opt = optax.adam(1e-2)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from umrf.models._discrete_mrf import DiscreteMRF
+from umrf.models import DiscreteMRF
 
 # Packed tables kept per model structure (see FactorGroups.tables).
 _PACKED_CACHE_SIZE = 2

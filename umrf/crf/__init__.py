@@ -9,6 +9,7 @@ from umrf.crf._chain import (
     chain_score,
     viterbi,
 )
+from umrf.crf._loss import crf_negative_log_likelihood
 from umrf.crf._mean_field import (
     GridKernels,
     grid_crf_energy,
@@ -63,6 +64,7 @@ __all__ = [
     "chain_marginals",
     "chain_sample",
     "chain_score",
+    "crf_negative_log_likelihood",
     "evaluate_labeller",
     "evaluate_segmenter",
     "grid_crf_energy",

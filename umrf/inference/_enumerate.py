@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from umrf.inference._exact import safe_logsumexp
-from umrf.models._discrete_mrf import DiscreteMRF
+from umrf.models import DiscreteMRF
 
 DEFAULT_MAX_JOINT_SIZE = 2**22
 

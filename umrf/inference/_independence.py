@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from umrf.inference._enumerate import DEFAULT_MAX_JOINT_SIZE, enumerate_joint
-from umrf.models._discrete_mrf import DiscreteMRF
+from umrf.models import DiscreteMRF
 
 
 def _as_vars(name: str, vs: int | Iterable[int], n: int) -> tuple[int, ...]:

@@ -62,7 +62,7 @@ from umrf._structure import (
     packed_variable,
 )
 from umrf._validation import check_positive, check_positive_int, check_probability
-from umrf.models._discrete_mrf import DiscreteMRF
+from umrf.models import DiscreteMRF
 
 
 class BeliefPropagationResult(NamedTuple):

@@ -49,7 +49,7 @@ from umrf._structure import (
 from umrf._validation import check_positive, check_positive_int, check_probability
 from umrf.graphs import colouring
 from umrf.inference._loopy_bp import xlogx
-from umrf.models._discrete_mrf import DiscreteMRF
+from umrf.models import DiscreteMRF
 
 
 class MeanFieldResult(NamedTuple):

@@ -1,7 +1,7 @@
 """Pure scalar training losses for energy-based models (DESIGN.md §4)."""
 
 from umrf._loss_common import LossInfo
-from umrf.crf._loss import crf_negative_log_likelihood
+from umrf.crf import crf_negative_log_likelihood
 from umrf.losses._contrastive_divergence import ContrastiveDivergenceInfo, contrastive_divergence
 from umrf.losses._denoising import (
     denoising_score_matching,

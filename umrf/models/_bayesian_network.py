@@ -17,7 +17,7 @@ import networkx as nx
 import numpy as np
 
 from umrf._validation import is_concrete
-from umrf.graphs._moralize import check_dag, moralize
+from umrf.graphs import moralize
 from umrf.models._discrete_mrf import DiscreteMRF, Factor
 
 
@@ -56,7 +56,7 @@ def from_bayesian_network(
       >>> mrf.scopes
       ((0,), (0, 1))
     """
-    check_dag("dag", dag)
+    moral = moralize(dag)  # checks that `dag` is a DAG (the error names the cycle)
     if not isinstance(cpds, Mapping):
         raise TypeError(f"`cpds` must be a mapping {{node: table}}; got {type(cpds).__name__}.")
     n = dag.number_of_nodes()
@@ -104,4 +104,4 @@ def from_bayesian_network(
             factors.append(Factor.from_potential((*parents, v), t64))
         else:
             factors.append(Factor((*parents, v), jnp.log(t)))
-    return DiscreteMRF(cards, factors, graph=moralize(dag))
+    return DiscreteMRF(cards, factors, graph=moral)

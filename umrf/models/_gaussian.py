@@ -28,7 +28,7 @@ from umrf._validation import check_finite, check_positive, is_concrete
 __all__ = ["Gaussian"]
 
 
-def _check_spd(name: str, matrix: Any) -> None:
+def check_spd(name: str, matrix: Any) -> None:
     """Raise ``ValueError`` unless a concrete ``matrix`` is symmetric positive definite."""
     if not is_concrete(matrix):
         return
@@ -66,7 +66,7 @@ def _half_quadratic_jvp(
     return 0.5 * jnp.dot(r, sr), jnp.dot(sr, dr) + 0.5 * jnp.dot(r, jnp.dot(dsym, r))
 
 
-def _check_point(x: Any, dim: int, who: str) -> jax.Array:
+def check_point(x: Any, dim: int, who: str) -> jax.Array:
     x = jnp.asarray(x)
     if x.shape != (dim,):
         raise ValueError(
@@ -102,14 +102,14 @@ class Gaussian:
                 f"`precision` must have shape ({d}, {d}) to match `mean`; got {precision.shape}."
             )
         check_finite("mean", mean)
-        _check_spd("precision", precision)
+        check_spd("precision", precision)
         self.mean = mean
         self.precision = precision
 
     @classmethod
     def from_covariance(cls, mean: Any, covariance: Any) -> Gaussian:
         """Build from a covariance matrix ``Σ`` (``Λ = Σ⁻¹``)."""
-        _check_spd("covariance", covariance)
+        check_spd("covariance", covariance)
         return cls(mean, jnp.linalg.inv(jnp.asarray(covariance)))
 
     # pytree -------------------------------------------------------------
@@ -140,7 +140,7 @@ class Gaussian:
 
     def energy(self, x: Any) -> jax.Array:
         """``E(x) = ½ (x - μ)ᵀ Λ (x - μ)`` for one ``x`` of shape ``(d,)``."""
-        r = _check_point(x, self.dim, "Gaussian.energy") - self.mean
+        r = check_point(x, self.dim, "Gaussian.energy") - self.mean
         # Λ_s = (Λ + Λᵀ)/2 gives the same quadratic form exactly, and its gradient
         # is Λ_s r: one matrix-vector product for value and gradient (see _half_quadratic).
         return _half_quadratic(0.5 * (self.precision + self.precision.T), r)

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from umrf._validation import check_finite, check_positive, is_concrete
-from umrf.models._gaussian import _check_point, _check_spd
+from umrf.models._gaussian import check_point, check_spd
 
 __all__ = ["GaussianMixture"]
 
@@ -63,7 +63,7 @@ class GaussianMixture:
                     f"`weights` must be non-negative and sum to 1; got {w.tolist()}. "
                     "Normalise them: w / w.sum()."
                 )
-        _check_spd("covariances", covariances)
+        check_spd("covariances", covariances)
         self.weights, self.means, self.covariances = weights, means, covariances
 
     @classmethod
@@ -104,7 +104,7 @@ class GaussianMixture:
 
     def component_log_probs(self, x: Any) -> jax.Array:
         """``log w_k + log N(x; μ_k, Σ_k)`` for every component, shape ``(K,)``."""
-        x = _check_point(x, self.dim, "GaussianMixture.log_prob")
+        x = check_point(x, self.dim, "GaussianMixture.log_prob")
         # Whitening factors W_k = L_k⁻¹ (Σ_k = L_k L_kᵀ) and offsets c_k = W_k μ_k depend on
         # the parameters only, so under vmap over x they are computed once; the per-x work
         # y_k = W_k x - c_k is ONE (K·d, d) matrix-vector product, which vmap turns into a

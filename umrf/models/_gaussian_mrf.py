@@ -30,7 +30,7 @@ import networkx as nx
 import numpy as np
 
 from umrf._validation import check_finite, check_positive, is_concrete
-from umrf.models._gaussian import Gaussian, _check_point, _check_spd
+from umrf.models._gaussian import Gaussian, check_point, check_spd
 
 __all__ = ["GaussianMRF"]
 
@@ -97,7 +97,7 @@ class GaussianMRF:
                     f"`precision` has a non-zero entry at ({nodes[i]!r}, {nodes[j]!r}), which is "
                     "not an edge of `graph`; add the edge or set the entry to 0."
                 )
-        _check_spd("precision", precision)
+        check_spd("precision", precision)
         mean = jnp.zeros(n, precision.dtype) if mean is None else jnp.asarray(mean)
         if mean.shape != (n,):
             raise ValueError(f"`mean` must have shape ({n},); got {mean.shape}.")
@@ -146,7 +146,7 @@ class GaussianMRF:
 
     def energy(self, x: Any) -> jax.Array:
         """Sparse ``½ Σ_i Λ_ii r_i² + Σ_(i,j)∈E Λ_ij r_i r_j`` with ``r = x - μ``."""
-        r = _check_point(x, self.dim, "GaussianMRF.energy") - self.mean
+        r = check_point(x, self.dim, "GaussianMRF.energy") - self.mean
         rows, cols = self._index()
         pair = jnp.sum(self.edge_weights * r[rows] * r[cols]) if self.edges else 0.0
         return 0.5 * jnp.sum(self.diagonal * jnp.square(r)) + pair

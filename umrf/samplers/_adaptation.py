@@ -34,7 +34,6 @@ References:
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -60,7 +59,7 @@ from umrf.samplers._driver import (
     num_chains_of,
     scan_steps,
 )
-from umrf.samplers._mala import MALAState, _mala_step
+from umrf.samplers._mala import MALAState, build_kernel
 from umrf.samplers._mala import init as mala_init
 
 __all__ = ["MALAWarmupResult", "mala_warmup"]
@@ -101,8 +100,8 @@ def _warmup_program(
     alg = SamplingAlgorithm(bind(mala_init, energy_fn=energy_fn), None)
     state = init_chains(alg, params, x0, mesh)
     keys = chain_keys(key, num_chains, mesh)
-    step = functools.partial(_mala_step, energy_fn=energy_fn, temperature=temperature)
-    vstep = jax.vmap(lambda k, s, e: step(k, s, params, step_size=e), in_axes=(0, 0, None))
+    kernel = build_kernel(energy_fn, temperature=temperature)  # step size is traced
+    vstep = jax.vmap(lambda k, s, e: kernel(k, s, params, e), in_axes=(0, 0, None))
     dtype = jnp.result_type(float)
     mu = jnp.log(10.0 * initial_step_size).astype(dtype)
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from umrf.models._discrete_mrf import DiscreteMRF
-from umrf.models._lattice import Ising, Potts
+from umrf.models import DiscreteMRF, Ising, Potts
 from umrf.samplers._base import SamplingAlgorithm
 from umrf.samplers._lattice_gibbs import lattice_gibbs
 from umrf.samplers._mrf_gibbs import mrf_gibbs

@@ -77,7 +77,7 @@ import numpy as np
 from jax import lax
 
 from umrf._validation import is_concrete
-from umrf.models._lattice import Ising, Potts
+from umrf.models import Ising, Potts
 from umrf.samplers._base import SamplingAlgorithm, bind
 from umrf.samplers._gibbs_info import GibbsInfo
 

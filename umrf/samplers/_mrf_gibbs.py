@@ -42,7 +42,7 @@ import numpy as np
 from umrf._structure import check_same_structure, structure_of
 from umrf._validation import check_discrete_position
 from umrf.graphs import colouring
-from umrf.models._discrete_mrf import DiscreteMRF
+from umrf.models import DiscreteMRF
 from umrf.samplers._base import SamplingAlgorithm, bind
 from umrf.samplers._gibbs_info import GibbsInfo
 

@@ -45,7 +45,7 @@ from umrf.training._checkpoint import (
     save_checkpoint,
 )
 from umrf.training._state import LossFn, TrainState, init_train_state
-from umrf.training._step import _resolve_compiler_options, train_step
+from umrf.training._step import resolve_compiler_options, train_step
 
 __all__ = ["History", "fit"]
 
@@ -154,7 +154,7 @@ def fit(
     log_every = check_positive_int("log_every", log_every)
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(f"`optimizer` must be an optax.GradientTransformation; got {optimizer!r}.")
-    _resolve_compiler_options(compiler_options)  # a bad value fails here, before any work
+    resolve_compiler_options(compiler_options)  # a bad value fails here, before any work
     leaves = jax.tree_util.tree_leaves(data)
     if not leaves or any(jnp.ndim(a) == 0 for a in leaves):
         raise ValueError("`data` must be an array (or pytree) with a leading example axis.")

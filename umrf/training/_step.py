@@ -68,7 +68,7 @@ def _jitted_step(options: tuple[tuple[str, str], ...]) -> Callable[..., Any]:
     )
 
 
-def _resolve_compiler_options(compiler_options: Any) -> tuple[tuple[str, str], ...]:
+def resolve_compiler_options(compiler_options: Any) -> tuple[tuple[str, str], ...]:
     if isinstance(compiler_options, str):
         if compiler_options != "auto":
             raise ValueError(
@@ -118,7 +118,7 @@ def train_step(
     Returns:
       ``(new_state, loss)``.
     """
-    return _jitted_step(_resolve_compiler_options(compiler_options))(
+    return _jitted_step(resolve_compiler_options(compiler_options))(
         state,
         data,
         loss_fn=loss_fn,
