@@ -84,7 +84,7 @@ def test_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path):
             checkpoint_every=4,
             **kwargs,
         )
-    assert training.latest_checkpoint(tmp_path).name == "ckpt_000000004.npz"
+    assert training.latest_checkpoint(tmp_path).name == "ckpt_000000004"
     resumed, hist = training.fit(
         replay_cd_loss,
         opt,
@@ -112,10 +112,11 @@ def test_checkpoint_roundtrip_without_pickle(tmp_path):
         "raw": jax.random.PRNGKey(4),
         "none": None,
     }
-    path = training.save_checkpoint(tmp_path / "c.npz", tree)
-    with np.load(path, allow_pickle=False) as f:
-        meta = json.loads(str(f["__metadata__"]))
-    assert meta["format"] == "umrf-checkpoint-v1" and len(meta["leaves"]) == 5
+    path = training.save_checkpoint(tmp_path / "c", tree)
+    meta = json.loads((path / "manifest.json").read_text())
+    assert meta["format"] == "umrf-checkpoint-v2" and len(meta["leaves"]) == 5
+    with np.load(path / "process_00000.npz", allow_pickle=False) as f:  # no object arrays
+        assert all(f[name].dtype != object for name in f.files)
     template = jax.tree_util.tree_map(jnp.zeros_like, tree)
     template["key"] = jax.random.key(0)
     back = training.load_checkpoint(path, template)

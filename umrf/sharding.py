@@ -44,7 +44,15 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-__all__ = ["chains_mesh", "chains_sharding", "global_chains", "local_chains", "shard_chains"]
+__all__ = [
+    "chains_mesh",
+    "chains_sharding",
+    "global_chains",
+    "local_chains",
+    "put_global",
+    "replicate",
+    "shard_chains",
+]
 
 CHAINS = "chains"
 
@@ -79,9 +87,68 @@ def chains_sharding(mesh: Mesh, *, leading: int = 0) -> NamedSharding:
     return NamedSharding(mesh, P(*([None] * leading), CHAINS))
 
 
+def put_global(tree: Any, sharding: jax.sharding.Sharding) -> Any:
+    """Place every leaf of ``tree`` with ``sharding``, also when it spans several processes.
+
+    Each leaf is this process's copy of the *whole* (global) value; SPMD
+    programs pass the same value in every process. A sharding of this
+    process's devices only is a plain ``jax.device_put``. A sharding over the
+    devices of several processes (multi-host) is assembled from this
+    process's own slices, device to device (no host round trip and no
+    cross-process check: the value must already be equal everywhere, e.g.
+    built from the same seed). Leaves that are already global arrays (not
+    fully addressable, e.g. from :func:`global_chains`) are kept as they are.
+
+    Args:
+      tree: a pytree of arrays (jax or numpy), Python scalars or PRNG keys.
+      sharding: the target ``jax.sharding.Sharding``.
+
+    Returns:
+      ``tree`` with every leaf a ``jax.Array`` laid out by ``sharding``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, umrf
+      >>> mesh = umrf.sharding.chains_mesh()
+      >>> x = umrf.sharding.put_global(jnp.arange(8.0), umrf.sharding.chains_sharding(mesh))
+      >>> len(x.sharding.device_set) == len(jax.devices()), x.tolist()[:3]
+      (True, [0.0, 1.0, 2.0])
+    """
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+
+    def one(leaf: Any) -> Any:
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            return leaf
+        if not isinstance(leaf, jax.Array):
+            leaf = np.asarray(leaf)
+        shape = leaf.shape
+        shards = [
+            jax.device_put(leaf[index], device)
+            for device, index in sharding.addressable_devices_indices_map(shape).items()
+        ]
+        return jax.make_array_from_single_device_arrays(shape, sharding, shards)
+
+    return jax.tree_util.tree_map(one, tree)
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """Copy every leaf of ``tree`` to every device of ``mesh`` (``NamedSharding(mesh, P())``).
+
+    How :func:`umrf.sample_chains` places ``params`` and ``key`` on a mesh;
+    multi-host safe (see :func:`put_global`: every process passes the same
+    value).
+    """
+    return put_global(tree, NamedSharding(mesh, P()))
+
+
 def shard_chains(tree: Any, mesh: Mesh) -> Any:
-    """Place every leaf of ``tree`` (leading chain axis) on ``mesh``, sharded by chain."""
-    return jax.device_put(tree, chains_sharding(mesh))
+    """Place every leaf of ``tree`` (leading chain axis) on ``mesh``, sharded by chain.
+
+    ``tree`` holds ALL chains (the same value in every process); multi-host
+    safe (see :func:`put_global`). To give each process only its own rows,
+    use :func:`global_chains` instead.
+    """
+    return put_global(tree, chains_sharding(mesh))
 
 
 def global_chains(local_tree: Any, mesh: Mesh) -> Any:

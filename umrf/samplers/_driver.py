@@ -46,6 +46,7 @@ from jax.sharding import PartitionSpec as P
 
 from umrf._validation import check_finite, check_key, check_positive_int, is_concrete
 from umrf.samplers._base import SamplingAlgorithm
+from umrf.sharding import replicate, shard_chains
 
 __all__ = ["Trace", "sample_chains"]
 
@@ -350,13 +351,13 @@ def sample_chains(
     num_chains = num_chains_of(x0)
     check_finite("x0", x0)
     check_mesh(mesh, num_chains)
-    if mesh is not None:
+    if mesh is not None:  # multi-host safe placement (every process passes the same values)
         if is_concrete(x0):
-            x0 = jax.device_put(x0, NamedSharding(mesh, P(_CHAINS)))
+            x0 = shard_chains(x0, mesh)
         if is_concrete(params):
-            params = jax.device_put(params, NamedSharding(mesh, P()))
+            params = replicate(params, mesh)
         if is_concrete(key):
-            key = jax.device_put(key, NamedSharding(mesh, P()))
+            key = replicate(key, mesh)
 
     n_record, n_tail = divmod(num_steps, thin)
     if not progress:

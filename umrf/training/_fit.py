@@ -10,12 +10,16 @@ loop trains them. :func:`fit` adds what long runs need and nothing more:
 * a tqdm progress bar, periodic evaluation (``eval_fn``);
 * checkpoints of the whole :class:`TrainState` (step, params, optimiser
   state, PRNG key and an ``extra`` pytree such as persistent chains or a
-  replay buffer) in a pickle-free ``.npz`` file; since every random number
-  of a step is derived from the saved key, an interrupted run that resumes
-  from its last checkpoint reproduces the uninterrupted run bit for bit;
+  replay buffer), pickle-free, crash-safe and verified on load (see
+  :func:`umrf.training.save_checkpoint`); since every random number of a
+  step is derived from the saved key, an interrupted run that resumes from
+  its last checkpoint reproduces the uninterrupted run bit for bit;
 * data parallelism with a ``jax.sharding.Mesh``: the minibatch is sharded
   along the mesh axis, parameters and optimiser state are replicated, and
-  XLA inserts the gradient all-reduce.
+  XLA inserts the gradient all-reduce. The mesh may span several processes
+  (``jax.distributed``): call ``fit`` in every process with the same
+  arguments (SPMD), and give all of them the same ``checkpoint_dir`` on a
+  shared file system.
 
 A non-finite loss stops the run at that step: the state *before* the bad
 update is returned and ``history.diverged_at`` names the step (the loss is
@@ -37,11 +41,12 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from umrf._validation import check_finite, check_positive_int
+from umrf.sharding import put_global
 from umrf.training._checkpoint import (
-    _checkpoint_path,
-    _prune,
+    checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
+    prune_checkpoints,
     save_checkpoint,
 )
 from umrf.training._state import LossFn, TrainState, init_train_state
@@ -127,10 +132,13 @@ def fit(
       eval_fn: optional ``eval_fn(state) -> dict`` of scalars, called every
         ``eval_every`` steps and at the end (it must not change the state).
       eval_every: evaluation period in steps (0: only at the end).
-      checkpoint_dir: directory for checkpoints ``ckpt_<step>.npz``.
+      checkpoint_dir: directory for checkpoints ``ckpt_<step>`` (see
+        :func:`umrf.training.save_checkpoint`).
       checkpoint_every: checkpoint period (0: only at the end).
       keep_checkpoints: how many recent checkpoints to keep.
-      resume: continue from the latest checkpoint in ``checkpoint_dir``.
+      resume: continue from the latest checkpoint in ``checkpoint_dir``;
+        with ``resume=False`` that directory must hold no checkpoint (saved
+        work is never overwritten).
       mesh: optional device mesh for data parallelism.
       batch_axis: mesh axis that shards the batch (default: the first).
       progress: show a tqdm progress bar.
@@ -144,7 +152,10 @@ def fit(
 
     Raises:
       ValueError: bad sizes or periods, non-finite data, a batch that does
-        not divide over the mesh, or a checkpoint that does not fit.
+        not divide over the mesh, a checkpoint that does not fit, or
+        ``resume=False`` with checkpoints in ``checkpoint_dir``.
+      umrf.training.CheckpointError: the latest checkpoint is damaged (the
+        message names the file).
     """
     num_steps = check_positive_int("num_steps", num_steps, allow_zero=True)
     batch_size = check_positive_int("batch_size", batch_size)
@@ -177,15 +188,20 @@ def fit(
     state = init_train_state(optimizer, key, params, extra=extra)
     history = History()
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt_dir is not None and resume:
-        last = latest_checkpoint(ckpt_dir)
-        if last is not None:
-            state = load_checkpoint(last, state)
-            history.resumed_from = int(state.step)
-    if mesh is not None:
+    last = latest_checkpoint(ckpt_dir) if ckpt_dir is not None else None
+    if last is not None and not resume:
+        raise ValueError(
+            f"`checkpoint_dir` {ckpt_dir} already holds checkpoints (latest {last.name}); pass "
+            "resume=True to continue that run, or an empty directory to start a new one."
+        )
+    if last is not None:
+        state = load_checkpoint(last, state)
+        history.resumed_from = int(state.step)
+    if mesh is not None:  # multi-host safe: every process passes the same state and data
         replicated = NamedSharding(mesh, PartitionSpec())
-        state = jax.device_put(state, replicated)
-        data = jax.device_put(data, replicated)
+        state = put_global(state, replicated)
+        data = put_global(data, replicated)
+    saved_at = history.resumed_from
 
     def evaluate(s: TrainState) -> dict[str, float]:
         metrics = {k: float(v) for k, v in eval_fn(s).items()}
@@ -226,15 +242,18 @@ def fit(
             if eval_fn is not None and eval_every and step % eval_every == 0 and step < num_steps:
                 postfix.update({k: f"{v:.4g}" for k, v in evaluate(state).items()})
             if ckpt_dir is not None and checkpoint_every and step % checkpoint_every == 0:
-                save_checkpoint(_checkpoint_path(ckpt_dir, step), state)
-                _prune(ckpt_dir, keep_checkpoints)
+                save_checkpoint(checkpoint_path(ckpt_dir, step), state)
+                prune_checkpoints(ckpt_dir, keep_checkpoints)
+                saved_at = step
             bar.set_postfix(postfix, refresh=False)
             bar.update(1)
     finally:
         bar.close()
     if eval_fn is not None and history.diverged_at is None:
         evaluate(state)
-    if ckpt_dir is not None and history.diverged_at is None and start < num_steps:
-        save_checkpoint(_checkpoint_path(ckpt_dir, int(state.step)), state)
-        _prune(ckpt_dir, keep_checkpoints)
+    final_step = int(state.step)
+    unsaved = final_step > start and saved_at != final_step
+    if ckpt_dir is not None and history.diverged_at is None and unsaved:
+        save_checkpoint(checkpoint_path(ckpt_dir, final_step), state)
+        prune_checkpoints(ckpt_dir, keep_checkpoints)
     return state, history
