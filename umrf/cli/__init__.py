@@ -21,6 +21,7 @@ __all__ = ["COMMANDS", "DEMO_TASKS", "main"]
 #: Top-level commands besides ``demo``: name -> module.
 COMMANDS: dict[str, str] = {
     "bench": "umrf.cli._bench",
+    "infer": "umrf.cli._infer",
 }
 
 #: ``umrf demo TASK``: name -> module. ``umrf demo`` alone runs ``umrf.cli._demo_2d``.

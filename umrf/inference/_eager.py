@@ -151,13 +151,23 @@ def guard_threshold(C: int, e_prev: int, dtype: Any) -> float:
 
 
 class WindowCache(NamedTuple):
-    """What the reverse pass needs: the windows read by each block and the scaled ``S``."""
+    """What the reverse pass needs: the windows read by the blocks and the scaled ``S``.
 
-    windows: list[np.ndarray]
+    ``windows[b]`` is the window block ``b`` read, for every block (``stride = 1``)
+    or only for every ``stride``-th block (checkpoints; the reverse pass
+    recomputes the others, one segment at a time).
+    """
+
+    windows: dict[int, np.ndarray]
+    stride: int
     scaled: list[np.ndarray]
     final: np.ndarray
     small: SmallTables
     packs: list[np.ndarray]
+
+
+# Above this many bytes of windows, the reverse pass keeps checkpoints every ~√B blocks.
+KEEP_ALL_BYTES = 64 * 2**20
 
 
 def window_forward(
@@ -182,7 +192,11 @@ def window_forward(
     # Messages live in preallocated buffers (fresh 100 kB+ arrays cost page faults per block):
     # all of them when the reverse pass needs them, else two used in turn.
     sizes = [prog.window_size] + [M * H * N for _, M, H, N in prog.shapes]
-    if keep:
+    nblocks = len(prog.shapes)
+    stride = 1
+    if keep and sum(sizes) * np.dtype(dtype).itemsize > KEEP_ALL_BYTES:
+        stride = max(1, math.isqrt(nblocks - 1) + 1)
+    if keep and stride == 1:
         offsets = np.cumsum([0, *sizes])
         arena = np.empty(int(offsets[-1]), dtype)
         bufs = [arena[offsets[i] : offsets[i + 1]] for i in range(len(sizes))]
@@ -196,8 +210,8 @@ def window_forward(
     log_mnpos_prev = 0.0
     exps = 0
     trusted = True
-    windows, scaled = [], []
-    nblocks = len(prog.shapes)
+    windows: dict[int, np.ndarray] = {}
+    scaled = []
     for b, (C, M, H, N) in enumerate(prog.shapes):
         S = small.tables[b]
         if e_prev:
@@ -206,7 +220,8 @@ def window_forward(
         out = bufs[b + 1].reshape(M, H, N)
         np.matmul(big.transpose(1, 2, 0), S.transpose(1, 0, 2), out=out)
         if keep:
-            windows.append(msg)
+            if b % stride == 0:
+                windows[b] = msg if stride == 1 else msg.copy()
             scaled.append(S)
         mx = float(out.max())
         if guard and trusted:
@@ -232,7 +247,7 @@ def window_forward(
         log_z += float(thetas[f])
     if math.isnan(log_z):
         trusted = False
-    cache = WindowCache(windows, scaled, msg, small, packs) if keep else None
+    cache = WindowCache(windows, stride, scaled, msg, small, packs) if keep else None
     return log_z, trusted, cache
 
 
@@ -260,20 +275,37 @@ def window_value_and_grad(
         return log_z, _unpack(pk, gpacks, thetas), True
     total = float(np.sum(cache.final, dtype=np.float64))
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        g = np.full(cache.final.shape, 1.0 / total, dtype)
-        g_scaled: list[np.ndarray] = [None] * len(prog.shapes)  # type: ignore[list-item]
-        for b in range(len(prog.shapes) - 1, -1, -1):
-            C, M, H, N = prog.shapes[b]
-            g_out = g.reshape(M, H, N)
-            big = cache.windows[b].reshape(C, M, H)
-            S = cache.scaled[b]
-            g_scaled[b] = np.matmul(big.transpose(1, 0, 2), g_out).transpose(1, 0, 2)
-            if b:
-                buf = np.empty((C, M, H), dtype)
-                np.matmul(
-                    S.transpose(1, 0, 2), g_out.transpose(0, 2, 1), out=buf.transpose(1, 0, 2)
-                )
-                g = buf.reshape(-1)
+        g = np.full(cache.final.shape, 1.0 / total if total > 0 else math.inf, dtype)
+        nblocks = len(prog.shapes)
+        g_scaled: list[np.ndarray] = [None] * nblocks  # type: ignore[list-item]
+        big_size = max([prog.window_size] + [M * H * N for _, M, H, N in prog.shapes])
+        g_pair = (np.empty(big_size, dtype), np.empty(big_size, dtype))
+        stride = cache.stride
+        seg_bufs = [np.empty(big_size, dtype) for _ in range(stride - 1)] if stride > 1 else []
+        for start in range(((nblocks - 1) // stride) * stride, -1, -stride):
+            stop = min(start + stride, nblocks)
+            if stride == 1:
+                seg = {start: cache.windows[start]}
+            else:  # recompute this segment's windows from its checkpoint
+                seg = {start: cache.windows[start]}
+                for b in range(start, stop - 1):
+                    C, M, H, N = prog.shapes[b]
+                    out = seg_bufs[b - start][: M * H * N].reshape(M, H, N)
+                    w = seg[b].reshape(C, M, H)
+                    np.matmul(w.transpose(1, 2, 0), cache.scaled[b].transpose(1, 0, 2), out=out)
+                    seg[b + 1] = out.reshape(-1)
+            for b in range(stop - 1, start - 1, -1):
+                C, M, H, N = prog.shapes[b]
+                g_out = g.reshape(M, H, N)
+                big = seg[b].reshape(C, M, H)
+                S = cache.scaled[b]
+                g_scaled[b] = np.matmul(big.transpose(1, 0, 2), g_out).transpose(1, 0, 2)
+                if b:
+                    buf = g_pair[b % 2][: C * M * H].reshape(C, M, H)
+                    np.matmul(
+                        S.transpose(1, 0, 2), g_out.transpose(0, 2, 1), out=buf.transpose(1, 0, 2)
+                    )
+                    g = buf.reshape(-1)
         for gi, (grp, slots) in enumerate(zip(prog.groups, pk.slots, strict=True)):
             logS_full, logS = cache.small.full[gi]
             G = len(grp.blocks)

@@ -17,6 +17,7 @@ from umrf.models._neural import (
     nnx_score,
 )
 from umrf.models._toy_data import checkerboard, eight_gaussians, rings, two_moons
+from umrf.models._uai import read_uai, read_uai_evidence, write_uai
 
 __all__ = [
     "ISING_CRITICAL_BETA",
@@ -34,6 +35,9 @@ __all__ = [
     "Digits",
     "DiscreteMRF",
     "Factor",
+    "read_uai",
+    "read_uai_evidence",
+    "write_uai",
     "from_bayesian_network",
     "load_digits",
     "Gaussian",
