@@ -4,8 +4,8 @@ A checkpoint is a directory (``fit`` names them ``ckpt_<step>``, 9 digits)::
 
     ckpt_000000012/
       manifest.json          format, step, tree structure, per-leaf global shape /
-                             dtype / PRNG-key implementation, and the size and
-                             SHA-256 of every process file
+                             dtype / PRNG-key implementation, the size and
+                             SHA-256 of every process file, and its own SHA-256
       process_00000.npz      the pieces of every leaf that process 0 owns
       process_00001.npz      ... one file per process (multi-host)
 
@@ -26,9 +26,10 @@ only, or a ``.partial`` directory that :func:`latest_checkpoint` ignores and
 :func:`load_checkpoint` refuses. Existing checkpoints are never overwritten.
 
 Damage is detected, never restored silently. :func:`load_checkpoint` checks
-each process file's size and SHA-256 against the manifest and that the pieces
-cover every element of every leaf; a truncated, corrupted or missing file
-raises :class:`CheckpointError` naming it.
+the manifest's own SHA-256, each process file's size and SHA-256 against the
+manifest, and that the pieces cover every element of every leaf; a
+truncated, corrupted or missing file raises :class:`CheckpointError` naming
+it.
 
 Why not orbax-checkpoint (what flax users reach for)? Measured with
 orbax-checkpoint 0.12.8's ``StandardCheckpointer`` on this machine: flipping
@@ -240,6 +241,7 @@ def save_checkpoint(path: str | os.PathLike, state: Any) -> Path:
                 for p, (size, digest) in enumerate(records)
             ],
         }
+        manifest["manifest_sha256"] = _manifest_digest(manifest)
         text = json.dumps(manifest, indent=1).encode()
         _write_durably(partial / _MANIFEST, lambda fh: fh.write(text))
         _fsync_dir(partial)
@@ -252,20 +254,33 @@ def save_checkpoint(path: str | os.PathLike, state: Any) -> Path:
 # --------------------------------------------------------------------------- load
 
 
+def _manifest_digest(manifest: dict[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def _read_manifest(path: Path) -> dict[str, Any]:
     manifest = path / _MANIFEST
-    if not manifest.is_file():
-        hint = " (an interrupted save: it never committed)" if path.name.endswith(_PARTIAL) else ""
+    if path.name.endswith(_PARTIAL):
         raise CheckpointError(
-            f"{path} is not a complete umrf checkpoint: {manifest} is missing{hint}. Resume from "
+            f"{path} is an interrupted save (it was never committed, whatever it holds); resume "
+            "from umrf.training.latest_checkpoint(directory) instead."
+        )
+    if not manifest.is_file():
+        raise CheckpointError(
+            f"{path} is not a complete umrf checkpoint: {manifest} is missing. Resume from "
             "umrf.training.latest_checkpoint(directory) instead."
         )
     try:
         data = json.loads(manifest.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"checkpoint manifest {manifest} is corrupted: {err}.") from err
-    if not isinstance(data, dict) or data.get("format") != _FORMAT:
-        fmt = data.get("format") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("manifest_sha256") != _manifest_digest(data):
+        raise CheckpointError(
+            f"checkpoint manifest {manifest} is corrupted: its SHA-256 does not match its content."
+        )
+    if data.get("format") != _FORMAT:
+        fmt = data.get("format")
         raise CheckpointError(f"{manifest} is not a umrf checkpoint manifest (format {fmt!r}).")
     return data
 
