@@ -1,5 +1,15 @@
 """Inference on discrete MRFs: exact (variable elimination), mean-field, loopy BP."""
 
+from umrf.inference._ais import (
+    AISResult,
+    AnnealedParams,
+    GeometricPath,
+    RBMBaseRatePath,
+    ais,
+    ais_betas,
+    geometric_path,
+    rbm_base_rate_path,
+)
 from umrf.inference._elimination import EliminationPlan, EliminationStep
 from umrf.inference._enumerate import enumerate_joint, unnormalized_log_joint
 from umrf.inference._exact import (
@@ -15,6 +25,14 @@ from umrf.inference._loopy_bp import BeliefPropagationResult, loopy_belief_propa
 from umrf.inference._mean_field import MeanFieldResult, mean_field
 
 __all__ = [
+    "AISResult",
+    "AnnealedParams",
+    "GeometricPath",
+    "RBMBaseRatePath",
+    "ais",
+    "ais_betas",
+    "geometric_path",
+    "rbm_base_rate_path",
     "BeliefPropagationResult",
     "MeanFieldResult",
     "loopy_belief_propagation",

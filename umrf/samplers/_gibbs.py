@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from umrf.models import DiscreteMRF, Ising, Potts
+from umrf.models import BernoulliRBM, DiscreteMRF, Ising, Potts
 from umrf.samplers._base import SamplingAlgorithm
 from umrf.samplers._lattice_gibbs import lattice_gibbs
 from umrf.samplers._mrf_gibbs import mrf_gibbs
+from umrf.samplers._rbm_gibbs import rbm_gibbs
 
 __all__ = ["gibbs"]
 
@@ -34,6 +35,8 @@ def gibbs(mrf_or_model: Any, *, evidence: Mapping | None = None) -> SamplingAlgo
     class. Lattice models (:class:`~umrf.models.Ising`,
     :class:`~umrf.models.Potts`) get the fast checkerboard sampler of
     :func:`umrf.samplers.lattice_gibbs` (spins/states as an int8 lattice).
+    A :class:`~umrf.models.BernoulliRBM` gets the layer sweep ``v → h → v`` of
+    :func:`umrf.samplers.rbm_gibbs` (the position is the visible layer).
 
     Args:
       mrf_or_model: a ``DiscreteMRF`` or an Ising/Potts lattice model. It
@@ -75,7 +78,9 @@ def gibbs(mrf_or_model: Any, *, evidence: Mapping | None = None) -> SamplingAlgo
         return lattice_gibbs(mrf_or_model, evidence=evidence)
     if isinstance(mrf_or_model, DiscreteMRF):
         return mrf_gibbs(mrf_or_model, evidence=evidence)
+    if isinstance(mrf_or_model, BernoulliRBM):
+        return rbm_gibbs(mrf_or_model, evidence=evidence)
     raise TypeError(
-        "`mrf_or_model` must be a umrf.models.DiscreteMRF, Ising or Potts model; got "
+        "`mrf_or_model` must be a umrf.models.DiscreteMRF, Ising, Potts or BernoulliRBM; got "
         f"{type(mrf_or_model).__name__}."
     )
