@@ -40,7 +40,9 @@ class Packing(NamedTuple):
     keys: tuple[tuple[int, ...], ...]  # distinct table shapes
     members: tuple[tuple[int, ...], ...]  # per shape: factor ids, in stack order
     where: tuple[tuple[int, int], ...]  # per factor: (shape index, row)
-    slots: tuple[tuple[tuple[int, np.ndarray], ...], ...]  # per group, per slot: (shape, rows)
+    # per group, per slot: (shape index, rows, transpose for the stacked table or None,
+    # broadcast shape of one table on the group's S_full)
+    slots: tuple[tuple[tuple[int, np.ndarray, tuple[int, ...] | None, tuple[int, ...]], ...], ...]
 
 
 @functools.lru_cache(maxsize=256)
@@ -58,9 +60,16 @@ def packing(prog: WindowProgram) -> Packing:
     slots = []
     for g in prog.groups:
         row = []
-        for fs in g.factors:
+        nd = len(g.full_shape)
+        for fs, axes in zip(g.factors, g.axes, strict=True):
             key = where[fs[0]][0]
-            row.append((key, np.asarray([where[f][1] for f in fs], np.intp)))
+            perm = sorted(range(len(axes)), key=lambda a: axes[a])
+            tr = (0, *(1 + p for p in perm)) if perm != list(range(len(axes))) else None
+            shape = [1] * nd
+            for a in axes:
+                shape[a] = g.full_shape[a]
+            rows = np.asarray([where[f][1] for f in fs], np.intp)
+            row.append((key, rows, tr, tuple(shape)))
         slots.append(tuple(row))
     return Packing(tuple(index), tuple(tuple(m) for m in members), tuple(where), tuple(slots))
 
@@ -85,20 +94,6 @@ class SmallTables(NamedTuple):
     ]  # per group: (logS_full (G, *full), logS (G, C, M, N))
 
 
-def _broadcast_slot(table: np.ndarray, axes: tuple[int, ...], ndim: int) -> np.ndarray:
-    """``table`` (G, *scope shape) with its axes moved to ``axes`` of an ``ndim``-axis table."""
-    perm = sorted(range(len(axes)), key=lambda a: axes[a])
-    t = (
-        np.transpose(table, (0, *(1 + p for p in perm)))
-        if perm != list(range(len(axes)))
-        else table
-    )
-    shape = [1] * ndim
-    for p in perm:
-        shape[axes[p]] = table.shape[1 + p]
-    return np.reshape(t, (table.shape[0], *shape))
-
-
 def small_tables(prog: WindowProgram, packs: Sequence[np.ndarray], dtype: Any) -> SmallTables:
     """Build every block's small table ``S_b`` in log-space (float64), vectorised per pattern."""
     pk = packing(prog)
@@ -109,10 +104,12 @@ def small_tables(prog: WindowProgram, packs: Sequence[np.ndarray], dtype: Any) -
     full = []
     for g, slots in zip(prog.groups, pk.slots, strict=True):
         G = len(g.blocks)
-        nd = len(g.full_shape)
         logS_full = None
-        for (key, rows), axes in zip(slots, g.axes, strict=True):
-            term = _broadcast_slot(packs[key][rows], axes, nd)
+        for key, rows, tr, shape in slots:
+            term = packs[key][rows]
+            if tr is not None:
+                term = term.transpose(tr)
+            term = term.reshape((G, *shape))
             logS_full = term if logS_full is None else logS_full + term
         if logS_full is None:
             logS_full = np.zeros((G, *g.full_shape))
@@ -321,7 +318,7 @@ def window_value_and_grad(
             else:
                 gfull = np.reshape(gl, (G, *grp.full_shape))
             nd = len(grp.full_shape)
-            for (key, rows), axes in zip(slots, grp.axes, strict=True):
+            for (key, rows, _, _), axes in zip(slots, grp.axes, strict=True):
                 drop = tuple(1 + a for a in range(nd) if a not in axes)
                 red = np.sum(gfull, axis=drop) if drop else gfull
                 order = sorted(range(len(axes)), key=lambda a: axes[a])
