@@ -48,6 +48,6 @@ def test_help_and_bad_arguments(capsys):
         main(["demo", "--steps", "0"])
 
 
-def test_bench_lists_scripts(capsys):
-    assert main(["bench"]) == 0
-    assert "training_throughput" in capsys.readouterr().out
+def test_bench_lists_cases(capsys):
+    assert main(["bench", "--list"]) == 0  # the suite itself: tests/test_bench_cli.py
+    assert "gibbs/ising64" in capsys.readouterr().out
