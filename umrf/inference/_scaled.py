@@ -34,19 +34,6 @@ from umrf.inference._window import WindowProgram
 LN2 = math.log(2.0)
 
 
-def _broadcast_slot(table: jax.Array, axes: tuple[int, ...], ndim: int) -> jax.Array:
-    perm = sorted(range(len(axes)), key=lambda a: axes[a])
-    t = (
-        jnp.transpose(table, (0, *(1 + p for p in perm)))
-        if perm != list(range(len(axes)))
-        else table
-    )
-    shape = [1] * ndim
-    for p in perm:
-        shape[axes[p]] = table.shape[1 + p]
-    return jnp.reshape(t, (table.shape[0], *shape))
-
-
 def _logsumexp_trailing(a: jax.Array, count: int) -> jax.Array:
     axes = tuple(range(a.ndim - count, a.ndim))
     m = jnp.max(a, axis=axes, keepdims=True)
@@ -90,40 +77,46 @@ def unflatten(flat: jax.Array, layout: FlatLayout) -> tuple[jax.Array, ...]:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=64)
+def _small_table_index(prog: WindowProgram, layout: FlatLayout) -> np.ndarray:
+    """``idx[b, p, s]``: where slot ``s``'s entry for cell ``p`` of block ``b``'s table lives.
+
+    Unused slots point at ``layout.size`` (a zero appended to the flat vector).
+    Every block of a uniform program has the same ``S_full`` shape.
+    """
+    full_shape = prog.groups[0].full_shape
+    P = math.prod(full_shape)
+    slots = max(len(g.factors) for g in prog.groups)
+    idx = np.full((len(prog.shapes), P, max(slots, 1)), layout.size, np.int32)
+    coords = np.indices(full_shape).reshape(len(full_shape), P)
+    for g in prog.groups:
+        for j, (fs, axes) in enumerate(zip(g.factors, g.axes, strict=True)):
+            shape = layout.shapes[fs[0]]
+            local = np.zeros(P, np.int64)
+            for a, d in zip(axes, shape, strict=True):
+                local = local * d + coords[a]
+            offsets = np.asarray([layout.offsets[f] for f in fs], np.int64)
+            idx[np.asarray(g.blocks), :, j] = offsets[:, None] + local[None, :]
+    return idx
+
+
 def small_tables(prog: WindowProgram, flat: jax.Array, layout: FlatLayout):
     """``(S (B, C, M, N), scale (B,), min_log (B,))``: every block's small table, log-built.
 
-    One gather per factor slot of each pattern group reads the factors' tables
-    out of the flat vector; the sum over slots and the log-sum-exp over the
-    block's internal variables are vectorised over the group's blocks.
+    One gather reads, for every block and every cell of its table, the
+    log-potentials of the factors the block consumes, and one sum adds them
+    (a compile cost of a few ops, whatever the number of factors); the
+    log-sum-exp over a block's internal variables follows.
     """
-    dtype = flat.dtype
-    parts, order = [], []
-    for g in prog.groups:
-        nd = len(g.full_shape)
-        acc = None
-        for fs, axes in zip(g.factors, g.axes, strict=True):
-            shape = layout.shapes[fs[0]]
-            size = math.prod(shape)
-            idx = np.asarray([layout.offsets[f] for f in fs], np.int32)[:, None] + np.arange(
-                size, dtype=np.int32
-            )
-            stacked = jnp.reshape(flat.at[idx].get(mode="promise_in_bounds"), (len(fs), *shape))
-            term = _broadcast_slot(stacked, axes, nd)
-            acc = term if acc is None else acc + term
-        G = len(g.blocks)
-        if acc is None:
-            full = jnp.zeros((G, *g.full_shape), dtype)
-        else:
-            full = jnp.broadcast_to(acc, (G, *g.full_shape))
-        logS = _logsumexp_trailing(full, g.internal) if g.internal else full
-        parts.append(jnp.reshape(logS, (G, *g.shape)))
-        order.extend(g.blocks)
-    logS = jnp.concatenate(parts) if len(parts) > 1 else parts[0]
-    inv = np.argsort(np.asarray(order))
-    if not np.array_equal(inv, np.arange(len(order))):
-        logS = jnp.take(logS, inv, axis=0)
-    flat_s = jnp.reshape(logS, (logS.shape[0], -1))
+    g0 = prog.groups[0]
+    B = len(prog.shapes)
+    idx = _small_table_index(prog, layout)
+    ext = jnp.concatenate([flat, jnp.zeros((1,), flat.dtype)])
+    full = jnp.sum(ext.at[idx].get(mode="promise_in_bounds"), axis=-1)
+    full = jnp.reshape(full, (B, *g0.full_shape))
+    logS = _logsumexp_trailing(full, g0.internal) if g0.internal else full
+    logS = jnp.reshape(logS, (B, *g0.shape))
+    flat_s = jnp.reshape(logS, (B, -1))
     finite = jnp.isfinite(flat_s)
     mx = jnp.max(jnp.where(finite, flat_s, -jnp.inf), axis=1)
     mx = jax.lax.stop_gradient(jnp.where(jnp.isfinite(mx), mx, jnp.zeros_like(mx)))

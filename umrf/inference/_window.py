@@ -225,8 +225,8 @@ def _build(cards, scopes, order, rank, width, k) -> WindowProgram | None:
             slots.append((f, ax))
         key = (full_shape, (C, M, N), len(internal), tuple(ax for _, ax in slots))
         groups.setdefault(key, []).append((b, tuple(f for f, _ in slots)))
-    if shapes and len(set(shapes)) > 1:
-        uniform = False
+    if shapes and (len(set(shapes)) > 1 or shapes[0][0] != shapes[0][3]):
+        uniform = False  # a loop needs one shape that maps the window onto itself (C = N)
     out_groups = []
     for (full_shape, shape, n_internal, axes), members in groups.items():
         blocks = tuple(b for b, _ in members)
