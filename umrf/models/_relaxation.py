@@ -241,7 +241,7 @@ def check_num_categories(num_categories: Any) -> NumCategories:
     """Validate a ``num_categories`` argument and return it normalised (int, tuple or None)."""
     if num_categories is None:
         return None
-    if isinstance(num_categories, bool):
+    if isinstance(num_categories, bool | str):
         raise TypeError("`num_categories` must be None, an int >= 2 or a tuple of cardinalities.")
     if isinstance(num_categories, int | np.integer):
         k = int(num_categories)
