@@ -19,22 +19,29 @@ Workload`` (a list of :class:`Job` rows); :func:`register` adds one (see
 """
 
 from umrf.bench._core import Case, Config, Job, Row, Workload, measure
+from umrf.bench._langevin import STEP_SIZE as LANGEVIN_STEP_SIZE
 from umrf.bench._loops import per_chain_loop
 from umrf.bench._peers import PEERS, install_hint, peer_version
 from umrf.bench._registry import CASES, register
 from umrf.bench._suite import SCHEMA, render, run_suite, select_cases
+from umrf.bench._targets import Target, gaussian, isotropic, mixture2d
 
 __all__ = [
     "CASES",
+    "LANGEVIN_STEP_SIZE",
     "PEERS",
     "SCHEMA",
     "Case",
     "Config",
     "Job",
     "Row",
+    "Target",
     "Workload",
+    "gaussian",
     "install_hint",
+    "isotropic",
     "measure",
+    "mixture2d",
     "peer_version",
     "per_chain_loop",
     "register",
