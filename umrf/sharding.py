@@ -32,6 +32,17 @@ Multi-host recipe (one process per host, e.g. under SLURM or on a TPU pod):
    process (SPMD: same program, same arguments). Results are global arrays;
    read this host's chains with ``umrf.sharding.local_chains(trace)`` or
    gather with ``jax.experimental.multihost_utils.process_allgather``.
+
+``sample_chains`` places ``params`` and ``key`` on the mesh with
+:func:`replicate` (and an ``x0`` that is not yet global with
+:func:`shard_chains`), which assemble each process's copy device to device:
+a value that differs between processes is not detected, so build them from
+the same seed. ``umrf.training.fit(..., mesh=mesh)`` over a multi-process
+mesh follows the same rules, and its checkpoints need a ``checkpoint_dir``
+that every process sees (see :func:`umrf.training.save_checkpoint`).
+tests/test_multiprocess.py runs this recipe with two processes on one
+machine (4 CPU devices each, gloo collectives) and checks it against a
+one-process run.
 """
 
 from __future__ import annotations

@@ -56,7 +56,15 @@ class Config:
     quick: bool = False
 
     def pick(self, chains: int, steps: int, quick_chains: int, quick_steps: int) -> tuple:
-        """``(chains, steps)`` for a case with these defaults (explicit values win)."""
+        """``(chains, steps)`` for a case with these defaults (explicit values win).
+
+        Examples:
+          >>> import umrf
+          >>> umrf.bench.Config(quick=True).pick(4096, 1000, 256, 20)
+          (256, 20)
+          >>> umrf.bench.Config(chains=64).pick(4096, 1000, 256, 20)
+          (64, 1000)
+        """
         c = self.chains or (quick_chains if self.quick else chains)
         s = self.steps or (quick_steps if self.quick else steps)
         return c, s

@@ -33,6 +33,13 @@ def select_cases(only: Sequence[str] | None = None, *, quick: bool = False) -> l
 
     Raises:
       ValueError: a pattern that matches no case (the message lists them).
+
+    Examples:
+      >>> import umrf
+      >>> [case.name for case in umrf.bench.select_cases(["gibbs"])]
+      ['gibbs/ising64', 'gibbs/ising128']
+      >>> [case.name for case in umrf.bench.select_cases(quick=True)]
+      ['langevin/mixture2d', 'langevin/gaussian', 'gibbs/ising64']
     """
     cases = list(CASES.values())
     if not only:
