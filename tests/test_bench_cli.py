@@ -191,3 +191,13 @@ def test_bad_arguments(capsys):
         main(["bench", "--chains", "0"])
     assert main(["bench", "--only", "nope"]) == 2
     assert "matches no case" in capsys.readouterr().err
+
+
+def test_discrete_case_runs_and_reports():
+    """GWG, DULA, DMALA: the registered discrete family at quick size, schema and figures."""
+    report = bench.run_suite(
+        bench.Config(quick=True, repeats=1), only=["discrete/ising32"], log=lambda s: None
+    )
+    check_report(report)
+    labels = [r["label"] for r in report["cases"][0]["rows"]]
+    assert labels[:3] == ["umrf GWG", "umrf DULA", "umrf DMALA"]

@@ -2,11 +2,12 @@
 
 Cases (``umrf bench --list``): ULA, MALA and annealed Langevin on a 2-D
 mixture, a dense Gaussian and an isotropic Gaussian; checkerboard Gibbs on
-Ising lattices. Each case's table puts umrf beside the peers that are
-installed (blackjax, thrml) and beside two reference loops: the noise-only
-ceiling (the random numbers a sampler must draw, with umrf's per-chain key
-schedule) and a bound without random numbers (the gradient, or the local
-fields, alone). Everything runs on ``jax.default_backend()``.
+Ising lattices; GWG, DULA and DMALA on an Ising lattice. Each case's table
+puts umrf beside the peers that are installed (blackjax, thrml) and beside
+two reference loops: the noise-only ceiling (the random numbers a sampler
+must draw, with umrf's per-chain key schedule) and a bound without random
+numbers (the gradient, or the local fields, alone). Everything runs on
+``jax.default_backend()``.
 
 From Python::
 

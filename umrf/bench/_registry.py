@@ -9,6 +9,7 @@ Code outside umrf registers its own cases at run time with
 from __future__ import annotations
 
 from umrf.bench._core import Case
+from umrf.bench._discrete import DISCRETE_CASES
 from umrf.bench._gibbs import GIBBS_CASES
 from umrf.bench._langevin import LANGEVIN_CASES
 
@@ -33,5 +34,5 @@ def register(case: Case) -> Case:
     return case
 
 
-for _case in (*LANGEVIN_CASES, *GIBBS_CASES):
+for _case in (*LANGEVIN_CASES, *GIBBS_CASES, *DISCRETE_CASES):
     register(_case)
