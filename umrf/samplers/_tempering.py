@@ -14,6 +14,15 @@ in particular the cold chain's ``p_0`` — is sampled exactly. Hot replicas
 cross energy barriers and hand their configurations down the ladder
 (Swendsen & Wang 1986; Geyer 1991; Hukushima & Nemoto 1996).
 
+**One program for all replicas.** umrf's constructors bind their
+hyperparameters with :func:`umrf.samplers.bind`; when the replicas' samplers
+are the same function with the same bound values except the temperature
+(any umrf sampler built at different ``temperature``, or :func:`tempered` at
+different ``temperature``), the ``R`` replica steps run as one ``jax.vmap``
+over replicas with the temperature as a traced number, so the step is
+compiled once, not ``R`` times. Other replica samplers are stepped one after
+the other in the same program.
+
 Exchanges alternate between the even pairs ``(0,1), (2,3), …`` and the odd
 pairs ``(1,2), (3,4), …`` on successive steps (deterministic even–odd
 swapping, which makes replicas travel the ladder non-reversibly and faster
@@ -65,6 +74,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from umrf._bind import Bound
 from umrf._validation import check_callable, static_positive_scalar
 from umrf.samplers._base import SamplingAlgorithm, bind
 
@@ -130,6 +140,43 @@ def _stack(trees: Sequence[Any]) -> Any:
     return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *trees)
 
 
+_TEMPERATURE_KWARGS = ("temperature", "beta")
+
+
+def _batched(fns: Sequence[Any]) -> tuple[Any, dict, str, tuple] | None:
+    """``(fn, shared_kwargs, name, values)`` when the bound functions differ only in a temperature.
+
+    umrf's constructors bind their hyperparameters with :func:`umrf.samplers.bind`;
+    replicas whose ``init``/``step`` are the same function with the same bound
+    values except ``temperature`` (``beta`` for :func:`tempered`) are run as ONE
+    ``vmap`` over replicas with the temperature as a traced argument (one
+    compiled copy of the step instead of ``R``). Anything else: ``None``.
+    """
+    if not all(isinstance(f, Bound) for f in fns) or len({f.fn for f in fns}) != 1:
+        return None
+    keys = set(fns[0].kwargs)
+    if any(set(f.kwargs) != keys for f in fns):
+        return None
+    varying = {k for k in keys if len({_hashable(f.kwargs[k]) for f in fns}) > 1}
+    if not varying:
+        return fns[0].fn, dict(fns[0].kwargs), "", ()
+    if len(varying) != 1 or next(iter(varying)) not in _TEMPERATURE_KWARGS:
+        return None
+    (name,) = varying
+    if not all(isinstance(f.kwargs[name], float) for f in fns):
+        return None
+    shared = {k: v for k, v in fns[0].kwargs.items() if k != name}
+    return fns[0].fn, shared, name, tuple(f.kwargs[name] for f in fns)
+
+
+def _hashable(v: Any) -> Any:
+    try:
+        hash(v)
+    except TypeError:
+        return id(v)
+    return v
+
+
 def _energies(states: Any, params: Any, energy_fn: EnergyFn | None) -> jax.Array:
     if energy_fn is not None:
         return jax.vmap(energy_fn, in_axes=(None, 0))(params, states.position)
@@ -152,6 +199,29 @@ def _pt_init(
 ) -> TemperingState:
     num = len(algs)
     _check_replicas(position, num)
+    batched = _batched([a.init for a in algs])
+    if batched is not None:
+        fn, shared, name, values = batched
+        extra = (jnp.asarray(values),) if name else ()
+
+        def one(x: Any, *value: Any) -> Any:
+            kw = {name: value[0]} if name else {}
+            return fn(x, params, **shared, **kw)
+
+        in_axes = (0,) + (0,) * len(extra)
+        stacked = jax.vmap(one, in_axes=in_axes)(position, *extra)
+        if energy_fn is None and not hasattr(stacked, "energy"):
+            raise TypeError(
+                "the replicas' States have no `energy` field; pass `energy_fn` to "
+                "parallel_tempering so the exchanges can compute E(x)."
+            )
+        return TemperingState(
+            stacked.position,
+            stacked,
+            _energies(stacked, params, energy_fn),
+            jnp.arange(num, dtype=jnp.int32),
+            jnp.zeros((), jnp.int32),
+        )
     states = [alg.init(_index(position, r), params) for r, alg in enumerate(algs)]
     if energy_fn is None and not all(hasattr(s, "energy") for s in states):
         raise TypeError(
@@ -186,14 +256,27 @@ def _pt_step(
 ) -> tuple[TemperingState, TemperingInfo]:
     num = len(algs)
     keys = jax.random.split(key, num + 1)
-    new_states, infos = [], []
-    for r, alg in enumerate(algs):
-        s, info = alg.step(keys[r], _index(state.replica_states, r), params)
-        new_states.append(s)
-        infos.append(info)
-    states = _stack(new_states)
-    acc = jnp.stack([jnp.asarray(i.acceptance_rate, jnp.float32) for i in infos])
-    replica_diverged = jnp.stack([jnp.asarray(i.diverged) for i in infos])
+    batched = _batched([a.step for a in algs])
+    if batched is not None:
+        fn, shared, name, values = batched
+
+        def one(k: jax.Array, s: Any, *value: Any) -> Any:
+            kw = {name: value[0]} if name else {}
+            return fn(k, s, params, **shared, **kw)
+
+        extra = (jnp.asarray(values),) if name else ()
+        states, infos = jax.vmap(one)(keys[:num], state.replica_states, *extra)
+        acc = jnp.asarray(infos.acceptance_rate, jnp.float32)
+        replica_diverged = jnp.asarray(infos.diverged)
+    else:
+        new_states, info_list = [], []
+        for r, alg in enumerate(algs):
+            s, info = alg.step(keys[r], _index(state.replica_states, r), params)
+            new_states.append(s)
+            info_list.append(info)
+        states = _stack(new_states)
+        acc = jnp.stack([jnp.asarray(i.acceptance_rate, jnp.float32) for i in info_list])
+        replica_diverged = jnp.stack([jnp.asarray(i.diverged) for i in info_list])
     energy = _energies(states, params, energy_fn)
 
     # exchanges between (r, r+1) for r ≡ parity (mod 2)
