@@ -147,6 +147,40 @@ def guard_threshold(C: int, e_prev: int, dtype: Any) -> float:
     return C * (3.0 + 2.0 ** max(e_prev, 0)) * float(fi.tiny) / float(fi.eps)
 
 
+def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Batched ``a @ b`` (numpy/BLAS), in calls small enough that OpenBLAS keeps one thread.
+
+    OpenBLAS threads a GEMM once ``m·n·k > 2^18``. For the skinny GEMMs of the
+    block program (``(2^11 × 16) @ (16 × 16)`` on a 16×16 grid) its threads buy
+    little on an idle machine and, when other processes load the cores, their
+    busy-waiting made the 16×16 program 20-50× slower (measured on the 2-core
+    test machine: 700 ms instead of 30 ms per pass; a fresh process needed 9 s
+    instead of 1 s for the first log Z + marginals). Calls between ``2^18`` and
+    ``2^24`` are split along rows (or, for the reverse pass's ``(16 × H) @
+    (H × 16)``, along the contraction) into pieces below the threshold; larger
+    GEMMs keep OpenBLAS's threads.
+    """
+    m, k = a.shape[-2], a.shape[-1]
+    n = b.shape[-1]
+    work = m * n * k
+    if work <= 2**18 or work > 2**24:
+        return np.matmul(a, b, out=out)
+    pieces = -(-work // 2**18)
+    if out is None:
+        lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        out = np.empty((*lead, m, n), np.result_type(a, b))
+    if m >= pieces:  # split the rows
+        step = -(-m // pieces)
+        for i in range(0, m, step):
+            np.matmul(a[..., i : i + step, :], b, out=out[..., i : i + step, :])
+    else:  # split the contraction and accumulate
+        step = -(-k // pieces)
+        np.matmul(a[..., :, :step], b[..., :step, :], out=out)
+        for i in range(step, k, step):
+            out += np.matmul(a[..., :, i : i + step], b[..., i : i + step, :])
+    return out
+
+
 class WindowCache(NamedTuple):
     """What the reverse pass needs: the windows read by the blocks and the scaled ``S``.
 
@@ -215,7 +249,7 @@ def window_forward(
             S = S * np.asarray(2.0**-e_prev, dtype)
         big = msg.reshape(C, M, H)
         out = bufs[b + 1].reshape(M, H, N)
-        np.matmul(big.transpose(1, 2, 0), S.transpose(1, 0, 2), out=out)
+        gemm(big.transpose(1, 2, 0), S.transpose(1, 0, 2), out=out)
         if keep:
             if b % stride == 0:
                 windows[b] = msg if stride == 1 else msg.copy()
@@ -289,17 +323,17 @@ def window_value_and_grad(
                     C, M, H, N = prog.shapes[b]
                     out = seg_bufs[b - start][: M * H * N].reshape(M, H, N)
                     w = seg[b].reshape(C, M, H)
-                    np.matmul(w.transpose(1, 2, 0), cache.scaled[b].transpose(1, 0, 2), out=out)
+                    gemm(w.transpose(1, 2, 0), cache.scaled[b].transpose(1, 0, 2), out=out)
                     seg[b + 1] = out.reshape(-1)
             for b in range(stop - 1, start - 1, -1):
                 C, M, H, N = prog.shapes[b]
                 g_out = g.reshape(M, H, N)
                 big = seg[b].reshape(C, M, H)
                 S = cache.scaled[b]
-                g_scaled[b] = np.matmul(big.transpose(1, 0, 2), g_out).transpose(1, 0, 2)
+                g_scaled[b] = gemm(big.transpose(1, 0, 2), g_out).transpose(1, 0, 2)
                 if b:
                     buf = g_pair[b % 2][: C * M * H].reshape(C, M, H)
-                    np.matmul(
+                    gemm(
                         S.transpose(1, 0, 2), g_out.transpose(0, 2, 1), out=buf.transpose(1, 0, 2)
                     )
                     g = buf.reshape(-1)
@@ -433,7 +467,8 @@ def log_space_map(
         U = _union(st, tables)
         U = np.broadcast_to(U, tuple(cards[u] for u in st.union))
         tables[st.output] = np.max(U, axis=-1)
-        args.append(np.argmax(U, axis=-1).astype(np.int32))
+        arg_dtype = np.int8 if cards[st.variable] <= 127 else np.int32
+        args.append(np.argmax(U, axis=-1).astype(arg_dtype))
     x = np.zeros(n, np.int32)
     for st, arg in zip(reversed(plan.steps), reversed(args), strict=True):
         if arg is None:

@@ -505,18 +505,20 @@ def _variable_marginals(
 
 @functools.lru_cache(maxsize=256)
 def _smallest_factor(cards: tuple[int, ...], scopes: tuple[tuple[int, ...], ...]):
-    """Per variable: ``(factor, axes to sum)`` of its smallest factor, or ``None``."""
+    """Per variable: ``(factor, axes to sum)`` of its smallest factor (first of equals), or None."""
+    best: list[tuple[int, int] | None] = [None] * len(cards)
+    for k, s in enumerate(scopes):
+        size = math.prod(cards[v] for v in s)
+        for v in s:
+            b = best[v]
+            if b is None or size < b[1]:
+                best[v] = (k, size)
     out = []
-    for i in range(len(cards)):
-        best = None
-        for k, s in enumerate(scopes):
-            size = math.prod(cards[v] for v in s)
-            if i in s and (best is None or size < best[1]):
-                best = (k, size)
-        if best is None:
+    for i, b in enumerate(best):
+        if b is None:
             out.append(None)
         else:
-            out.append((best[0], tuple(a for a, v in enumerate(scopes[best[0]]) if v != i)))
+            out.append((b[0], tuple(a for a, v in enumerate(scopes[b[0]]) if v != i)))
     return tuple(out)
 
 
