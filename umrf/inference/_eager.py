@@ -449,26 +449,36 @@ def log_space_value_and_grad(
 
 
 def log_space_map(
-    plan: EliminationPlan, cards: Sequence[int], thetas: Sequence[np.ndarray]
+    plan: EliminationPlan,
+    cards: Sequence[int],
+    thetas: Sequence[np.ndarray],
+    dtype: Any = np.float32,
 ) -> np.ndarray:
-    """A most probable configuration by max-plus elimination and backtracking (eager, float64).
+    """A most probable configuration by max-plus elimination and backtracking (eager).
 
-    Ties go to the smallest state (``argmax`` keeps the first maximum); a
-    variable in no factor gets state 0.
+    Max-plus needs no rescaling (sums of log-potentials, ``−inf`` for hard
+    zeros), so it runs in the tables' precision. Ties go to the smallest state;
+    a variable in no factor gets state 0.
     """
     n = len(cards)
-    tables: dict[int, np.ndarray] = {k: np.asarray(t, np.float64) for k, t in enumerate(thetas)}
+    tables: dict[int, np.ndarray] = {k: np.asarray(t, dtype) for k, t in enumerate(thetas)}
     args = []
     for st in plan.steps:
         if not st.inputs:
-            tables[st.output] = np.asarray(0.0)
+            tables[st.output] = np.asarray(0.0, dtype)
             args.append(None)
             continue
-        U = _union(st, tables)
-        U = np.broadcast_to(U, tuple(cards[u] for u in st.union))
-        tables[st.output] = np.max(U, axis=-1)
-        arg_dtype = np.int8 if cards[st.variable] <= 127 else np.int32
-        args.append(np.argmax(U, axis=-1).astype(arg_dtype))
+        U = np.broadcast_to(_union(st, tables), tuple(cards[u] for u in st.union))
+        for t in st.inputs:
+            del tables[t]
+        best = np.array(U[..., 0])
+        arg = np.zeros(best.shape, np.int8 if cards[st.variable] <= 127 else np.int32)
+        for j in range(1, cards[st.variable]):
+            better = U[..., j] > best  # strict: ties keep the smaller state
+            np.maximum(best, U[..., j], out=best)
+            arg[better] = j
+        tables[st.output] = best
+        args.append(arg)
     x = np.zeros(n, np.int32)
     for st, arg in zip(reversed(plan.steps), reversed(args), strict=True):
         if arg is None:

@@ -687,8 +687,9 @@ def map_assignment(
     plan.check_budget(max_table_size)
     order = _static_order(order)
     if is_concrete(mrf) and method == "auto":
-        thetas = [np.asarray(t, np.float64) for t in _tables(mrf)]
-        return jax.device_put(log_space_map(plan, mrf.cardinalities, thetas))
+        thetas = [np.asarray(t) for t in _tables(mrf)]
+        x = log_space_map(plan, mrf.cardinalities, thetas, np.dtype(_dtype(_tables(mrf))))
+        return jax.device_put(x)
     return _map_jit(mrf, order)
 
 
