@@ -225,8 +225,25 @@ def _prepare(
                     f"`tags` must lie in [0, {K - 1}] at valid positions; got "
                     f"{t[bad].tolist()} at positions {np.nonzero(bad)[0].tolist()}."
                 )
-        tags = jnp.clip(tags, 0, K - 1)
     return emissions, transitions, mask, start, end, tags
+
+
+def _contract_holds(mask: jax.Array, tags: jax.Array | None, K: int) -> jax.Array:
+    """False when traced inputs break the contract that concrete ones are checked for.
+
+    Concrete masks and tags are validated by :func:`_prepare` before tracing; under
+    ``jit`` they cannot be, so the public functions return NaN instead of a
+    plausible number for a mask that is not a prefix mask starting with True, or a
+    tag outside ``[0, K)`` at a valid position.
+    """
+    ok = mask[0] & jnp.all(mask[:-1] | ~mask[1:])
+    if tags is not None:
+        ok = ok & ~jnp.any(mask & ((tags < 0) | (tags >= K)))
+    return ok
+
+
+def _nan_unless(ok: jax.Array, x: jax.Array) -> jax.Array:
+    return jnp.where(ok, x, jnp.asarray(jnp.nan, x.dtype))
 
 
 # --------------------------------------------------------------------------- public API
@@ -269,7 +286,8 @@ def chain_log_partition(
       2.0794
     """
     e, A, m, s, f, _ = _prepare(emissions, transitions, mask, start, end, method=method)
-    return log_partition(e, A, m, s, f, method)
+    ok = _contract_holds(m, None, e.shape[1])
+    return _nan_unless(ok, log_partition(e, A, m, s, f, method))
 
 
 def chain_score(
@@ -300,14 +318,16 @@ def chain_score(
 
 
 def _score(e, A, m, s, f, y):
-    L = e.shape[0]
+    L, K = e.shape
+    ok = _contract_holds(m, y, K)
+    y = jnp.clip(y, 0, K - 1)  # a safe gather; out-of-range traced tags give NaN via ``ok``
     zero = jnp.zeros((), e.dtype)
     emit = jnp.sum(jnp.where(m, jnp.take_along_axis(e, y[:, None], axis=1)[:, 0], zero))
     trans = jnp.sum(jnp.where(m[1:], A[y[:-1], y[1:]], zero))
     last = jnp.sum(m.astype(jnp.int32)) - 1
     onehot_last = jnp.arange(L) == last
     end_score = jnp.sum(jnp.where(onehot_last, f[y], zero))
-    return s[y[0]] + emit + trans + end_score
+    return _nan_unless(ok, s[y[0]] + emit + trans + end_score)
 
 
 def chain_log_likelihood(
@@ -385,7 +405,8 @@ def chain_marginals(
     nodes, pairs = jax.grad(lambda ee, aa: log_partition(ee, aa, m, s, f, method), argnums=(0, 1))(
         e, per_step
     )
-    return ChainMarginals(nodes=nodes, pairs=pairs)
+    ok = _contract_holds(m, None, K)
+    return ChainMarginals(nodes=_nan_unless(ok, nodes), pairs=_nan_unless(ok, pairs))
 
 
 def viterbi(

@@ -78,11 +78,15 @@ class BeliefPropagationResult(NamedTuple):
         :meth:`factor_tables` reshape them.
       log_partition: sum mode: the Bethe estimate of ``log Z`` (of
         ``p ∝ exp(-E/T)``); max mode: ``Σ_k log ψ_k(x̂) = −E(x̂)``, the
-        unnormalised log-probability of the decoded assignment.
+        unnormalised log-probability of the decoded assignment. ``−inf`` when
+        some belief has no state of positive weight (the model has no mass as
+        far as BP can see, e.g. an all-zero potential; the exact ``log Z`` of
+        such a model is ``−inf`` too); the beliefs are then NaN (there is no
+        distribution), never a plausible number.
       map_assignment: ``(n,)`` int32, ``argmax_s b_i(s)`` per variable.
       max_change: largest absolute change of a factor-to-variable log-message
         in the last iteration (``inf`` if a message switched to/from ``−inf``).
-      converged: ``max_change < tol``.
+      converged: ``max_change < tol`` and the beliefs are not empty.
     """
 
     variables: jax.Array
@@ -334,11 +338,15 @@ def _bp(
     fbel: list[jax.Array] = []
     energy_terms = const / temperature
     bethe_factor = jnp.zeros((), dtype)
+    # No mass: a variable or factor whose belief has no state of positive weight (e.g.
+    # an all-zero potential, or hard zeros that exclude each other along a chain).
+    empty = jnp.any(jnp.all(jnp.isneginf(vlogit), axis=-1))
     for gi, g in enumerate(fg.groups):
         m = len(g.shape)
         acc = incoming_sum(gi, v2f, None)
         axes = tuple(range(1, m + 1))
         logz = _lse(acc, axes)
+        empty = empty | jnp.any(jnp.isneginf(logz))
         b = jnp.exp(acc - _finite_or_zero(logz).reshape((-1,) + (1,) * m))
         th = theta[gi]
         bethe_factor = bethe_factor + jnp.sum(jnp.where(b > 0, th, 0.0) * b)
@@ -350,6 +358,7 @@ def _bp(
         log_z = energy_terms + bethe_factor - jnp.sum((deg - 1.0) * h_var)
     else:
         log_z = fg.log_score(raw, x_hat) + const
+    log_z = jnp.where(empty, neg_inf, log_z)
     return BeliefPropagationResult(
-        vbel, pack_factor_tables(fg, fbel), log_z, x_hat, change, change < tol
+        vbel, pack_factor_tables(fg, fbel), log_z, x_hat, change, (change < tol) & ~empty
     )

@@ -62,9 +62,14 @@ class MeanFieldResult(NamedTuple):
         concatenated in factor order (one array, so the compiled program stays
         small); :meth:`factor` and :meth:`factor_tables` reshape them.
       elbo: the evidence lower bound of the final ``q`` (``≤ log Z``).
+        ``−inf`` when some update found every state of a variable excluded by
+        a hard zero under the current ``q`` (e.g. all-zero potentials, whose
+        exact ``log Z`` is ``−inf``; or hard constraints that a factorised
+        ``q`` started at uniform cannot satisfy). ``q`` is then NaN (no
+        distribution), never a plausible number.
       elbo_trace: ``(num_iters,)`` ELBO after each iteration (non-decreasing).
       max_change: ``max |q_new − q_old|`` over the last iteration.
-      converged: ``max_change < tol``.
+      converged: ``max_change < tol`` and no update was empty.
     """
 
     variables: jax.Array
@@ -205,7 +210,8 @@ def _mean_field(
             total = total + jnp.sum(expected_log_potential(t, slot_qs(q, g, rows), None))
         return total
 
-    def sweep(q: jax.Array, _: Any) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    def sweep(carry: Any, _: Any) -> tuple[Any, tuple[jax.Array, jax.Array]]:
+        q, empty = carry
         change = jnp.zeros((), dtype)
         for cls, incid, invalid in plans:
             logits = jnp.where(invalid, -jnp.inf, jnp.zeros(invalid.shape, dtype))
@@ -213,18 +219,22 @@ def _mean_field(
                 g = fg.groups[gi]
                 msg = expected_log_potential(tables[gi][rows], slot_qs(q, g, rows), slot)
                 logits = logits.at[pos, : g.shape[slot]].add(msg)
+            empty = empty | jnp.any(jnp.all(jnp.isneginf(logits), axis=-1))
             new = jax.nn.softmax(logits, axis=-1)
             new = (1.0 - damping) * new + damping * q[cls] if damping else new
             change = jnp.maximum(change, jnp.max(jnp.abs(new - q[cls])))
             q = q.at[cls].set(new)
-        return q, (change, elbo(q))
+        value = jnp.where(empty, jnp.asarray(-jnp.inf, dtype), elbo(q))
+        return (q, empty), (change, value)
 
-    q, (changes, trace) = jax.lax.scan(sweep, q0, None, length=num_iters)
+    (q, empty), (changes, trace) = jax.lax.scan(
+        sweep, (q0, jnp.zeros((), bool)), None, length=num_iters
+    )
     return MeanFieldResult(
         q,
         _factor_tables(fg, q),
         trace[-1],
         trace,
         changes[-1],
-        changes[-1] < tol,
+        (changes[-1] < tol) & ~empty,
     )

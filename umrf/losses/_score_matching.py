@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from umrf._loss_common import check_float_batch, finalize
-from umrf._validation import check_key, check_positive_int
+from umrf._validation import check_key, check_positive_int, check_scalar_energy
 
 _DISTRIBUTIONS = ("rademacher", "gaussian")
 
@@ -84,6 +84,7 @@ def score_matching(
       matching*, JMLR 6, 2005.
     """
     check_float_batch("x", x)
+    check_scalar_energy(energy_fn, params, jax.tree_util.tree_map(lambda a: a[0], x))
 
     def per_example(xi):
         grad, hvp, d = _flat_grad_and_linearised_hessian(energy_fn, params, xi)
@@ -143,6 +144,7 @@ def sliced_score_matching(
       to density and score estimation*, UAI 2019.
     """
     n = check_float_batch("x", x)
+    check_scalar_energy(energy_fn, params, jax.tree_util.tree_map(lambda a: a[0], x))
     check_key(key)
     num_projections = check_positive_int("num_projections", num_projections)
     if distribution not in _DISTRIBUTIONS:

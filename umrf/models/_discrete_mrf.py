@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import networkx as nx
 import numpy as np
 
-from umrf._validation import is_concrete
+from umrf._validation import check_discrete_position, is_concrete
 
 
 def broadcast_table(
@@ -382,18 +382,22 @@ class DiscreteMRF:
         """Energy ``E(x) = -Σ_k log ψ_k(x_{C_k})`` of one int configuration ``x`` of shape ``(n,)``.
 
         ``+inf`` where a hard-zero potential is hit. Batch with ``jax.vmap``.
+        A concrete ``x`` with a state outside ``0..K_i - 1`` raises; a traced
+        one (inside ``jit``/``vmap``) gives ``NaN``, never a plausible number.
+
+        Raises:
+          ValueError/TypeError: wrong shape, a non-integer dtype, or a concrete
+            state outside its variable's range.
         """
-        x = jnp.asarray(x)
-        if x.shape != (self.num_variables,):
-            raise ValueError(
-                f"`x` must have shape ({self.num_variables},), one state per variable; "
-                f"got {x.shape}."
-            )
+        x = check_discrete_position("x", x, self.cardinalities)
         total = jnp.zeros(
             (), dtype=jnp.result_type(*(f.log_potential for f in self.factors), jnp.float32)
         )
         for f in self.factors:
             total = total + f.log_potential[tuple(x[v] for v in f.scope)]
+        if isinstance(x, jax.core.Tracer):
+            in_range = jnp.all((x >= 0) & (x < jnp.asarray(self.cardinalities, jnp.int32)))
+            return jnp.where(in_range, -total, jnp.nan)
         return -total
 
     def __repr__(self) -> str:

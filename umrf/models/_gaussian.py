@@ -67,10 +67,11 @@ def _half_quadratic_jvp(
 
 
 def check_point(x: Any, dim: int, who: str) -> jax.Array:
+    """``x`` as an array after checking it is ONE configuration of shape ``(dim,)``."""
     x = jnp.asarray(x)
     if x.shape != (dim,):
         raise ValueError(
-            f"{who} takes ONE configuration of shape ({dim},); got shape {x.shape}. "
+            f"`x` of {who} must be ONE configuration of shape ({dim},); got shape {x.shape}. "
             "Batch with jax.vmap."
         )
     return x

@@ -107,13 +107,28 @@ def _neighbour_pairs_sum(x: jax.Array, periodic: bool, fn: Any) -> jax.Array:
     return total
 
 
-def _check_config(name: str, x: Any, shape: tuple[int, ...]) -> jax.Array:
+def _check_config(
+    name: str, x: Any, shape: tuple[int, ...], valid: Any, what: str
+) -> tuple[jax.Array, jax.Array | None]:
+    """Validate a lattice configuration; return it and, when traced, its validity flag.
+
+    Concrete configurations with invalid values raise; a traced one cannot be
+    checked before the run, so the caller turns its energy into ``NaN``.
+    """
     x = x if isinstance(x, jax.core.Tracer) else jnp.asarray(x)
     if tuple(x.shape) != shape:
         raise ValueError(f"`{name}` must have the lattice shape {shape}; got {tuple(x.shape)}.")
     if not jnp.issubdtype(x.dtype, jnp.integer):
         raise TypeError(f"`{name}` must be an int array; got dtype {x.dtype}.")
-    return x
+    if isinstance(x, jax.core.Tracer):
+        return x, jnp.all(valid(x))
+    if not bool(np.all(valid(np.asarray(x)))):
+        raise ValueError(f"`{name}` holds values that are not {what}.")
+    return x, None
+
+
+def _nan_unless(ok: jax.Array | None, value: jax.Array) -> jax.Array:
+    return value if ok is None else jnp.where(ok, value, jnp.nan)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -145,10 +160,14 @@ class Ising:
         return math.prod(self.shape)
 
     def energy(self, x: jax.Array) -> jax.Array:
-        """``E(s) = -J Σ_<ij> s_i s_j - Σ_i h_i s_i`` of one spin lattice ``x`` (values ±1)."""
-        s = _check_config("x", x, self.shape).astype(jnp.float32)
+        """``E(s) = -J Σ_<ij> s_i s_j - Σ_i h_i s_i`` of one spin lattice ``x`` (values ±1).
+
+        A concrete lattice with a value other than ±1 raises; a traced one gives ``NaN``.
+        """
+        x, ok = _check_config("x", x, self.shape, lambda v: (v == 1) | (v == -1), "spins ±1")
+        s = x.astype(jnp.float32)
         pair = _neighbour_pairs_sum(s, self.periodic, jnp.multiply)
-        return -self.coupling * pair - jnp.sum(self.field * s)
+        return _nan_unless(ok, -self.coupling * pair - jnp.sum(self.field * s))
 
     def to_discrete_mrf(self) -> DiscreteMRF:
         """The same model as a :class:`DiscreteMRF` on states ``(s + 1) // 2`` (row-major sites).
@@ -213,12 +232,19 @@ class Potts:
         return math.prod(self.shape)
 
     def energy(self, x: jax.Array) -> jax.Array:
-        """``E(x) = -J Σ_<ij> [x_i = x_j] - Σ_i h_i(x_i)`` of one state lattice ``x``."""
-        x = _check_config("x", x, self.shape).astype(jnp.int32)
+        """``E(x) = -J Σ_<ij> [x_i = x_j] - Σ_i h_i(x_i)`` of one state lattice ``x``.
+
+        A concrete lattice with a state outside ``0..q-1`` raises; a traced one gives ``NaN``.
+        """
+        q = self.num_states
+        x, ok = _check_config(
+            "x", x, self.shape, lambda v: (v >= 0) & (v < q), f"Potts states 0..{q - 1}"
+        )
+        x = x.astype(jnp.int32)
         same = _neighbour_pairs_sum(x, self.periodic, lambda a, b: (a == b).astype(jnp.float32))
         h = jnp.broadcast_to(self.field, self.shape + (self.num_states,))
         hx = jnp.take_along_axis(h, x[..., None], axis=-1)
-        return -self.coupling * same - jnp.sum(hx)
+        return _nan_unless(ok, -self.coupling * same - jnp.sum(hx))
 
     def to_discrete_mrf(self) -> DiscreteMRF:
         """The same model as a :class:`DiscreteMRF` (row-major sites, states unchanged)."""

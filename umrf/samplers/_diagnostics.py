@@ -90,6 +90,18 @@ def _variances(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     return w, (n - 1) / n * w + b_over_n
 
 
+def _defined(x: jax.Array, var_plus: jax.Array) -> jax.Array:
+    """Whether a diagnostic is defined per event entry: finite draws that vary.
+
+    Draws with NaN/inf, or with no variance at all, have no ESS or R̂ (Stan
+    returns NaN there too). "No variance" is judged relative to the draws' own
+    scale, since a fused mean may round.
+    """
+    scale = jnp.max(jnp.abs(x), axis=(0, 1))
+    resolution = (8.0 * jnp.finfo(x.dtype).eps * scale) ** 2
+    return jnp.all(jnp.isfinite(x), axis=(0, 1)) & (var_plus > resolution)
+
+
 def split_rhat(
     samples: Any, *, sample_axis: int = 0, chain_axis: int = 1, rank_normalize: bool = False
 ) -> jax.Array:
@@ -103,6 +115,7 @@ def split_rhat(
 
     Returns:
       R̂ per event entry (shape ``event``); values near 1 mean the chains agree.
+      NaN for an entry whose draws contain NaN/inf or do not vary.
 
     Examples:
       >>> import jax, umrf
@@ -117,10 +130,11 @@ def split_rhat(
 @functools.partial(jax.jit, static_argnums=1)
 def _split_rhat(x: jax.Array, rank_normalize: bool) -> jax.Array:
     x = _split(x)
+    defined = _defined(x, _variances(x)[1])  # judged on the draws, not on their ranks
     if rank_normalize:
         x = _rank_normalize(x)
     w, var_plus = _variances(x)
-    return jnp.sqrt(var_plus / w)
+    return jnp.where(defined, jnp.sqrt(var_plus / w), jnp.nan)
 
 
 def _autocovariance(x: jax.Array) -> jax.Array:
@@ -145,7 +159,8 @@ def effective_sample_size(samples: Any, *, sample_axis: int = 0, chain_axis: int
     Returns:
       ESS per event entry (shape ``event``), between about 1 and
       ``num_chains·num_draws·log10(num_chains·num_draws)`` (Stan's cap for
-      antithetic chains).
+      antithetic chains); NaN for an entry whose draws contain NaN/inf or do
+      not vary at all (the ESS is undefined there).
 
     Examples:
       >>> import jax, umrf
@@ -169,4 +184,5 @@ def _ess(x: jax.Array) -> jax.Array:
     tau = -1.0 + 2.0 * jnp.sum(jnp.where(positive, monotone, 0.0), axis=0)
     total = m * n
     tau = jnp.maximum(tau, 1.0 / jnp.log10(float(total)))
-    return total / tau
+    # Undefined, not maximal (the cap above would report a perfect ESS).
+    return jnp.where(_defined(x, var_plus), total / tau, jnp.nan)
