@@ -3,19 +3,20 @@ r"""Eager (host numpy) exact inference: no XLA compilation on concrete inputs.
 Two engines, both run step by step on numpy arrays (BLAS for the large
 contractions), so the first answer on a new structure costs no compile:
 
-* :func:`window_log_partition` / :func:`window_value_and_grad`: the banded
+* :func:`window_forward` / :func:`window_value_and_grad`: the banded
   block-elimination program of :mod:`umrf.inference._window` on tables
   rescaled by their maxima (probability space), with the exactness guard of
   :mod:`umrf.inference._exact` and a hand-written reverse pass for the
-  marginals (``∂ log Z / ∂ θ_f``, two GEMMs per block).
+  marginals (``∂ log Z / ∂ θ_f``, two GEMMs per block; on large grids the
+  windows are kept every ``√B`` blocks and recomputed per segment).
 * :func:`log_space_value_and_grad` and :func:`log_space_map`: plain variable
-  elimination in log-space (float64) for any plan: sum-product with its
+  elimination in log-space for any plan: sum-product (float64) with its
   reverse pass, and max-product with backtracking.
 
 The guard's error argument is in the :mod:`umrf.inference._exact` docstring;
 the quantities it needs (``min``/``max`` of every message, the smallest
-positive entry of each small table in log-space) are computed here exactly as
-in the compiled program of :mod:`umrf.inference._scaled`.
+positive entry of each small table, read in log-space) are the same as in the
+compiled program of :mod:`umrf.inference._scaled`.
 """
 
 from __future__ import annotations

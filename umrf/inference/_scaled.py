@@ -4,17 +4,20 @@ The block program of :mod:`umrf.inference._window` (every block of the same
 shape) runs as one ``lax.scan`` whose body is one ``dot_general``
 (``τ[m, h, n] = Σ_c τ[c, m, h] S[c, m, n]``) and one fused ``min``/``max``
 reduction for the guard; the small tables ``S_b`` of all blocks are built
-before the loop in log-space, one vectorised pass per factor pattern. Compile
-time is that of one loop body and a few small ops per pattern, whatever the
-number of blocks.
+before the loop in log-space, by one gather from the flat vector of all
+log-potentials and one sum. Compile time is that of one loop body and a few
+small ops, whatever the number of blocks or factors (the inputs and the
+gradient are one flat vector each).
 
-``log_partition_fn(key)`` and ``value_and_grad_fn(key)`` return the
-``method="auto"`` functions of a structure (cached): the guarded scaled
-program, with the log-space program of :mod:`umrf.inference._program` as
-the exact fallback (decided once per batch under ``jax.vmap``, as in
-:mod:`umrf.crf._forward`), first derivatives by reverse mode through the
-guarded program and higher ones from the log-space program.
-``scaled_fn(key)`` is the guard-less program (``method="scaled"``).
+:func:`auto_functions` returns the jitted ``method="auto"`` functions of a
+structure (cached): the guarded scaled program; where the guard trips, the
+exact eager engine of :mod:`umrf.inference._eager` answers through a host
+callback (``jax.pure_callback``: nothing more to compile), decided once per
+batch under ``jax.vmap`` (as in :mod:`umrf.crf._forward`); first derivatives
+are reverse mode through the guarded program, second and higher ones come
+from the compiled log-space program of :mod:`umrf.inference._program`
+(compiled only when asked for). :func:`scaled_functions` is the guard-less
+program (``method="scaled"``).
 The error argument is in the :mod:`umrf.inference._exact` docstring.
 """
 
