@@ -191,9 +191,7 @@ class GeometricPath:
         z = _encode(x, self.num_categories)
         e_target = self.energy_fn(params, z)
         e_base = self.base.energy(z)
-        return -(_scaled(beta, e_target) - _scaled(beta_prev, e_target)) + (
-            _scaled(1.0 - beta_prev, e_base) - _scaled(1.0 - beta, e_base)
-        )
+        return -(beta - beta_prev) * (e_target - e_base)
 
 
 def geometric_path(energy_fn: EnergyFn, base: Any, *, num_categories: Any = None) -> GeometricPath:
