@@ -56,6 +56,9 @@ def check_report(report):
         kinds = [r["kind"] for r in case["rows"]]
         assert set(kinds) <= ROW_KINDS and kinds.count("ceiling") == 1 and "umrf" in kinds
         labels = {r["label"] for r in case["rows"]}
+        if case["bound"] is not None:  # sampler / ceiling and the most it can reach
+            assert set(case["bound"]) <= labels and len(case["bound"]) == 3
+            assert {"vs_ceiling", "vs_ceiling_bound"} <= set(case["summary"])
         for r in case["rows"]:
             where = f"{case['name']}: {r['label']}"
             for fig in ("rate", "run_s", "first_call_s", "vs_ceiling"):

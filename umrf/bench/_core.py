@@ -103,6 +103,10 @@ class Workload:
     jobs: list[Job]
     missing_peers: list[str] = field(default_factory=list)
     check: Callable[[str, Any], str] | None = None  # optional sanity figure per row
+    #: ``(sampler, ceiling, other)`` row labels: the sampler's step draws the ceiling's
+    #: random numbers AND does the other row's work, each already using every core, so
+    #: ``sampler / ceiling ≤ t_ceiling / (t_ceiling + t_other)`` (the report's bound).
+    bound: tuple[str, str, str] | None = None
 
 
 @dataclass(frozen=True)

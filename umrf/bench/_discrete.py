@@ -102,7 +102,8 @@ def discrete_workload(side: int, config: Config) -> Workload:
         return f"energy/site = {float(jnp.mean(jax.vmap(model.energy)(spins))) / side**2:.4f}"
 
     title = f"Ising {side}×{side} (binary relaxation), β = {BETA}: {chains} chains × {steps} steps"
-    return Workload(title, "chain-steps/s", chains * steps, jobs, [], check)
+    bound = ("umrf DULA", jobs[3].label, jobs[4].label)
+    return Workload(title, "chain-steps/s", chains * steps, jobs, [], check, bound)
 
 
 DISCRETE_CASES = (

@@ -37,7 +37,7 @@ from umrf.bench._core import Case, Config, Job, Workload
 from umrf.bench._loops import per_chain_loop
 from umrf.bench._targets import Target, gaussian, isotropic, mixture2d
 
-__all__ = ["LANGEVIN_CASES", "noise_gradient_bound"]
+__all__ = ["LANGEVIN_CASES", "STEP_SIZE"]
 
 STEP_SIZE = 0.02
 LABEL_CEILING = "ceiling: x + noise (per-chain keys)"
@@ -179,15 +179,8 @@ def langevin_workload(target: Target, config: Config) -> Workload:
     title = (
         f"{target.description}: {chains} chains × {steps} steps, d = {target.dim}, τ = {STEP_SIZE}"
     )
-    return Workload(title, "chain-steps/s", chains * steps, jobs, missing, check)
-
-
-def noise_gradient_bound(rates: dict[str, float]) -> float | None:
-    """``t_noise / (t_noise + t_gradient)``: the most ULA / ceiling can reach (see above)."""
-    if LABEL_CEILING not in rates or LABEL_GRADIENT not in rates:
-        return None
-    t_noise, t_grad = 1 / rates[LABEL_CEILING], 1 / rates[LABEL_GRADIENT]
-    return t_noise / (t_noise + t_grad)
+    bound = ("umrf ULA", LABEL_CEILING, LABEL_GRADIENT)
+    return Workload(title, "chain-steps/s", chains * steps, jobs, missing, check, bound)
 
 
 LANGEVIN_CASES = (
