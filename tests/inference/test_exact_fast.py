@@ -312,6 +312,23 @@ def test_vmap_over_a_batch_with_one_member_that_trips_the_guard():
         np.testing.assert_allclose(np.asarray(vm.variables[5][b]), vmg[5], atol=2e-5)
 
 
+def test_nested_vmap_with_the_fallback():
+    mrf, _ = grid_mrf(2, 3, seed=3)
+    treedef = jax.tree_util.tree_structure(mrf)
+    tables = [f.log_potential for f in mrf.factors]
+    scales = np.array([[1.0, 400.0, 2.0], [500.0, 0.5, 1.5]])  # two batches of three
+    batch = jax.tree_util.tree_unflatten(
+        treedef, [jnp.asarray(scales.reshape(2, 3, *[1] * t.ndim) * np.asarray(t)) for t in tables]
+    )
+    got = np.asarray(jax.vmap(jax.vmap(log_partition))(batch))
+    prog = window_for(*_key(mrf, None))
+    for i, j in itertools.product(range(2), range(3)):
+        m = jax.tree_util.tree_unflatten(treedef, [t * scales[i, j] for t in tables])
+        np.testing.assert_allclose(got[i, j], brute(m)[0], rtol=1e-5)
+        thetas = [np.asarray(f.log_potential) for f in m.factors]
+        assert window_forward(prog, thetas, np.float32)[1] == (scales[i, j] < 100)
+
+
 def test_grad_is_the_marginal_and_hessian_matches_the_log_space_engine():
     mrf, _ = grid_mrf(3, 4, seed=2)
     treedef = jax.tree_util.tree_structure(mrf)

@@ -262,7 +262,8 @@ def auto_functions(
                     out += (gs if batched else gs[0],)
                 return out
 
-            out = jax.pure_callback(host, shapes, flat)
+            # "sequential": an outer vmap (a batch of batches) loops over this callback.
+            out = jax.pure_callback(host, shapes, flat, vmap_method="sequential")
             return out if grad else out[0]
 
         return call
