@@ -25,7 +25,9 @@ COMMANDS: dict[str, str] = {
 }
 
 #: ``umrf demo TASK``: name -> module. ``umrf demo`` alone runs ``umrf.cli._demo_2d``.
-DEMO_TASKS: dict[str, str] = {}
+DEMO_TASKS: dict[str, str] = {
+    "rbm": "umrf.cli._demo_rbm",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
