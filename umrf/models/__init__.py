@@ -2,6 +2,7 @@
 
 from umrf.models._activations import silu
 from umrf.models._bayesian_network import from_bayesian_network
+from umrf.models._conv import Conv3x3, ConvClassifier, NoiseConditionalConvScore, nnx_logits
 from umrf.models._digits import Digits, load_digits
 from umrf.models._discrete_mrf import DiscreteMRF, Factor
 from umrf.models._factorized import FactorizedBernoulli, FactorizedCategorical
@@ -41,6 +42,10 @@ __all__ = [
     "nnx_energy",
     "nnx_score",
     "silu",
+    "Conv3x3",
+    "ConvClassifier",
+    "NoiseConditionalConvScore",
+    "nnx_logits",
     "Digits",
     "DiscreteMRF",
     "Factor",

@@ -106,6 +106,7 @@ def _annealed_step(
     sigmas: tuple[float, ...],
     steps_per_level: int,
     eps: Any,
+    denoise: bool = False,
 ) -> tuple[AnnealedLangevinState, AnnealedLangevinInfo]:
     value, free = _langevin.split(state.position)
     leaves = jax.tree_util.tree_leaves(value)
@@ -129,6 +130,12 @@ def _annealed_step(
         return jax.lax.fori_loop(0, steps_per_level, inner, x), None
 
     new_value, _ = jax.lax.scan(level, value, (sig, alphas, level_keys))
+    if denoise:  # Tweedie: E[x_0 | x] = x + σ_L² ∇ log p_σL(x), on free coordinates only
+        s_last = score_fn(params, new_value, sig[-1])
+        denoised = jax.tree_util.tree_map(lambda a, b: a + sig[-1] ** 2 * b, new_value, s_last)
+        if free is not None:
+            denoised = jax.tree_util.tree_map(jnp.where, free, denoised, new_value)
+        new_value = denoised
     diverged = ~_langevin.all_finite(new_value)
     info = AnnealedLangevinInfo(acceptance_rate=jnp.ones((), dtype), diverged=diverged)
     return AnnealedLangevinState(_langevin.rejoin(state.position, new_value)), info
@@ -186,7 +193,12 @@ def _check_sigmas(sigmas: Any) -> tuple[float, ...]:
 
 
 def annealed_langevin(
-    score_fn: ScoreFn, *, sigmas: Sequence[float], steps_per_level: int, eps: float
+    score_fn: ScoreFn,
+    *,
+    sigmas: Sequence[float],
+    steps_per_level: int,
+    eps: float,
+    denoise: bool = False,
 ) -> SamplingAlgorithm:
     """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
 
@@ -206,6 +218,12 @@ def annealed_langevin(
       steps_per_level: keyword-only ``T ≥ 1`` updates per level.
       eps: keyword-only base step size ``ε > 0`` (the step at the smallest
         level is ``ε``).
+      denoise: keyword-only; end every pass with the denoising step
+        ``x ← x + σ_L² · score_fn(params, x, σ_L)`` (free coordinates only).
+        Annealed Langevin ends at samples of ``p_σL``, the data blurred by
+        ``N(0, σ_L² I)``; by Tweedie's formula this step maps them to
+        ``E[x_0 | x]``, removing the remaining noise (Song & Ermon 2020;
+        Jolicoeur-Martineau et al. 2021). It costs one score evaluation.
 
     Returns:
       ``SamplingAlgorithm(init, step)`` with ``init(x, params)`` and
@@ -227,6 +245,8 @@ def annealed_langevin(
     sig = _check_sigmas(sigmas)
     steps_per_level = check_positive_int("steps_per_level", steps_per_level)
     eps = static_positive_scalar("eps", eps)
+    if not isinstance(denoise, bool):
+        raise TypeError(f"`denoise` must be a bool; got {type(denoise).__name__}.")
     return SamplingAlgorithm(
         init=bind(init),
         step=bind(
@@ -235,5 +255,6 @@ def annealed_langevin(
             sigmas=sig,
             steps_per_level=steps_per_level,
             eps=eps,
+            denoise=denoise,
         ),
     )
