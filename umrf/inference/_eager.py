@@ -21,7 +21,6 @@ compiled program of :mod:`umrf.inference._scaled`.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -29,106 +28,52 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from umrf.inference._elimination import EliminationPlan
-from umrf.inference._window import WindowProgram
+from umrf.inference._window import WindowProgram, group_index
 
 LN2 = math.log(2.0)
 
 
-# --- packing: factor tables stacked by shape ------------------------------------------------
-class Packing(NamedTuple):
-    """Static: factors stacked by table shape, and each pattern slot's rows in those stacks."""
-
-    keys: tuple[tuple[int, ...], ...]  # distinct table shapes
-    members: tuple[tuple[int, ...], ...]  # per shape: factor ids, in stack order
-    where: tuple[tuple[int, int], ...]  # per factor: (shape index, row)
-    # per group, per slot: (shape index, rows, transpose for the stacked table or None,
-    # broadcast shape of one table on the group's S_full)
-    slots: tuple[tuple[tuple[int, np.ndarray, tuple[int, ...] | None, tuple[int, ...]], ...], ...]
-
-
-@functools.lru_cache(maxsize=256)
-def packing(prog: WindowProgram) -> Packing:
-    """The :class:`Packing` of a window program (cached)."""
-    index: dict[tuple[int, ...], int] = {}
-    members: list[list[int]] = []
-    where = []
-    for f, sh in enumerate(prog.factor_shapes):
-        if sh not in index:
-            index[sh] = len(members)
-            members.append([])
-        where.append((index[sh], len(members[index[sh]])))
-        members[index[sh]].append(f)
-    slots = []
-    for g in prog.groups:
-        row = []
-        nd = len(g.full_shape)
-        for fs, axes in zip(g.factors, g.axes, strict=True):
-            key = where[fs[0]][0]
-            perm = sorted(range(len(axes)), key=lambda a: axes[a])
-            tr = (0, *(1 + p for p in perm)) if perm != list(range(len(axes))) else None
-            shape = [1] * nd
-            for a in axes:
-                shape[a] = g.full_shape[a]
-            rows = np.asarray([where[f][1] for f in fs], np.intp)
-            row.append((key, rows, tr, tuple(shape)))
-        slots.append(tuple(row))
-    return Packing(tuple(index), tuple(tuple(m) for m in members), tuple(where), tuple(slots))
-
-
-def pack(pk: Packing, thetas: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Stack the factor tables by shape (float64)."""
-    return [
-        np.stack([thetas[f] for f in m]).astype(np.float64) if m else np.zeros((0, *k))
-        for k, m in zip(pk.keys, pk.members, strict=True)
-    ]
-
-
 # --- small tables ---------------------------------------------------------------------------
+def flatten(thetas: Sequence[np.ndarray]) -> np.ndarray:
+    """All factors' log-potentials as one float64 vector, with a trailing 0 (the padding cell)."""
+    parts = [t.ravel() for t in thetas]  # numpy arrays (a 0-d table ravels to one entry)
+    parts.append(np.zeros(1))
+    return np.concatenate(parts).astype(np.float64, copy=False)
+
+
 class SmallTables(NamedTuple):
     """Per block: ``S_b`` (``(C, M, N)``, max 1), its log-scale and smallest positive entry."""
 
     tables: list[np.ndarray]  # exp(logS - scale), in the working dtype
     scale: np.ndarray  # (B,) float64, max of logS (0 where logS is all -inf)
     min_log: np.ndarray  # (B,) float64, min over finite logS - scale (0 if none)
-    full: list[
-        tuple[np.ndarray, np.ndarray]
-    ]  # per group: (logS_full (G, *full), logS (G, C, M, N))
+    full: list[tuple[np.ndarray, np.ndarray]]  # per group: logS_full (G, *full), logS (G, C, M, N)
 
 
-def small_tables(prog: WindowProgram, packs: Sequence[np.ndarray], dtype: Any) -> SmallTables:
-    """Build every block's small table ``S_b`` in log-space (float64), vectorised per pattern."""
-    pk = packing(prog)
+def small_tables(prog: WindowProgram, flat: np.ndarray, dtype: Any) -> SmallTables:
+    """Build every block's small table ``S_b`` in log-space (float64): one gather per group."""
     num_blocks = len(prog.shapes)
     tables: list[np.ndarray] = [None] * num_blocks  # type: ignore[list-item]
     scale = np.zeros(num_blocks)
     min_log = np.zeros(num_blocks)
     full = []
-    for g, slots in zip(prog.groups, pk.slots, strict=True):
+    for g, idx in zip(prog.groups, group_index(prog), strict=True):
         G = len(g.blocks)
-        logS_full = None
-        for key, rows, tr, shape in slots:
-            term = packs[key][rows]
-            if tr is not None:
-                term = term.transpose(tr)
-            term = term.reshape((G, *shape))
-            logS_full = term if logS_full is None else logS_full + term
-        if logS_full is None:
-            logS_full = np.zeros((G, *g.full_shape))
-        logS_full = np.broadcast_to(logS_full, (G, *g.full_shape))
+        logS_full = np.sum(flat[idx], axis=-1).reshape((G, *g.full_shape))
         C, M, N = g.shape
         logS = _logsumexp_trailing(logS_full, g.internal) if g.internal else logS_full
         logS = np.reshape(logS, (G, C, M, N))
-        flat = np.reshape(logS, (G, -1))
-        finite = np.isfinite(flat)
-        mx = np.where(finite, flat, -np.inf).max(axis=1)
+        flat_s = np.reshape(logS, (G, -1))
+        finite = np.isfinite(flat_s)
+        mx = np.where(finite, flat_s, -np.inf).max(axis=1)
         mx = np.where(np.isfinite(mx), mx, 0.0)
-        mn = np.where(finite, flat, np.inf).min(axis=1) - mx
+        mn = np.where(finite, flat_s, np.inf).min(axis=1) - mx
         mn = np.where(np.isfinite(mn), mn, 0.0)
         S = np.exp(logS - mx[:, None, None, None]).astype(dtype)
         for j, b in enumerate(g.blocks):
             tables[b] = S[j]
-            scale[b] = mx[j]
-            min_log[b] = mn[j]
+        scale[np.asarray(g.blocks)] = mx
+        min_log[np.asarray(g.blocks)] = mn
         full.append((logS_full, logS))
     return SmallTables(tables, scale, min_log, full)
 
@@ -157,9 +102,9 @@ def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndar
     busy-waiting made the 16×16 program 20-50× slower (measured on the 2-core
     test machine: 700 ms instead of 30 ms per pass; a fresh process needed 9 s
     instead of 1 s for the first log Z + marginals). Calls between ``2^18`` and
-    ``2^24`` are split along rows (or, for the reverse pass's ``(16 × H) @
-    (H × 16)``, along the contraction) into pieces below the threshold; larger
-    GEMMs keep OpenBLAS's threads.
+    ``2^24`` are split along the output's longer side (or, for the reverse
+    pass's ``(16 × H) @ (H × 16)``, along the contraction) into pieces below the
+    threshold; larger GEMMs keep OpenBLAS's threads.
     """
     m, k = a.shape[-2], a.shape[-1]
     n = b.shape[-1]
@@ -170,10 +115,15 @@ def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndar
     if out is None:
         lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         out = np.empty((*lead, m, n), np.result_type(a, b))
-    if m >= pieces:  # split the rows
-        step = -(-m // pieces)
-        for i in range(0, m, step):
-            np.matmul(a[..., i : i + step, :], b, out=out[..., i : i + step, :])
+    if max(m, n) >= pieces:  # split the output's longer side
+        if m >= n:
+            step = -(-m // pieces)
+            for i in range(0, m, step):
+                np.matmul(a[..., i : i + step, :], b, out=out[..., i : i + step, :])
+        else:
+            step = -(-n // pieces)
+            for j in range(0, n, step):
+                np.matmul(a, b[..., :, j : j + step], out=out[..., :, j : j + step])
     else:  # split the contraction and accumulate
         step = -(-k // pieces)
         np.matmul(a[..., :, :step], b[..., :step, :], out=out)
@@ -195,7 +145,7 @@ class WindowCache(NamedTuple):
     scaled: list[np.ndarray]
     final: np.ndarray
     small: SmallTables
-    packs: list[np.ndarray]
+    flat: np.ndarray
 
 
 # Above this many bytes of windows, the reverse pass keeps checkpoints every ~√B blocks.
@@ -209,16 +159,16 @@ def window_forward(
     *,
     guard: bool = True,
     keep: bool = False,
-    packs: list[np.ndarray] | None = None,
+    flat: np.ndarray | None = None,
 ) -> tuple[float, bool, WindowCache | None]:
     """``(log Z, trusted, cache)`` by the scaled block program on the host.
 
     ``thetas`` are the factors' log-potential tables (numpy). ``trusted`` is
     the guard's verdict (always True with ``guard=False``).
     """
-    if packs is None:
-        packs = pack(packing(prog), thetas)
-    small = small_tables(prog, packs, dtype)
+    if flat is None:
+        flat = flatten(thetas)
+    small = small_tables(prog, flat, dtype)
     fi = np.finfo(dtype)
     log_tiny2 = math.log(float(fi.tiny)) + LN2
     # Messages live in preallocated buffers (fresh 100 kB+ arrays cost page faults per block):
@@ -279,7 +229,7 @@ def window_forward(
         log_z += float(thetas[f])
     if math.isnan(log_z):
         trusted = False
-    cache = WindowCache(windows, stride, scaled, msg, small, packs) if keep else None
+    cache = WindowCache(windows, stride, scaled, msg, small, flat) if keep else None
     return log_z, trusted, cache
 
 
@@ -301,10 +251,9 @@ def window_value_and_grad(
     """
     log_z, trusted, cache = window_forward(prog, thetas, dtype, guard=guard, keep=True)
     assert cache is not None
-    pk = packing(prog)
-    gpacks = [np.zeros_like(p) for p in cache.packs]
+    gflat = np.zeros(cache.flat.shape)
     if log_z == -math.inf and trusted:
-        return log_z, _unpack(pk, gpacks, thetas), True
+        return log_z, _split(gflat, thetas), True
     total = float(np.sum(cache.final, dtype=np.float64))
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         g = np.full(cache.final.shape, 1.0 / total if total > 0 else math.inf, dtype)
@@ -338,7 +287,7 @@ def window_value_and_grad(
                         S.transpose(1, 0, 2), g_out.transpose(0, 2, 1), out=buf.transpose(1, 0, 2)
                     )
                     g = buf.reshape(-1)
-        for gi, (grp, slots) in enumerate(zip(prog.groups, pk.slots, strict=True)):
+        for gi, (grp, idx) in enumerate(zip(prog.groups, group_index(prog), strict=True)):
             logS_full, logS = cache.small.full[gi]
             G = len(grp.blocks)
             # d/d logS of S' = exp(logS - scale) 2^-e is the product with S' itself.
@@ -351,25 +300,27 @@ def window_value_and_grad(
                 w = np.where(np.isfinite(lse)[tail], w, 0.0)
                 gfull = np.reshape(gl, lse.shape)[tail] * w
             else:
-                gfull = np.reshape(gl, (G, *grp.full_shape))
-            nd = len(grp.full_shape)
-            for (key, rows, _, _), axes in zip(slots, grp.axes, strict=True):
-                drop = tuple(1 + a for a in range(nd) if a not in axes)
-                red = np.sum(gfull, axis=drop) if drop else gfull
-                order = sorted(range(len(axes)), key=lambda a: axes[a])
-                if order != list(range(len(axes))):
-                    red = np.transpose(red, (0, *(1 + i for i in np.argsort(order))))
-                gpacks[key][rows] += red
-    grads = _unpack(pk, gpacks, thetas)
+                gfull = gl
+            # every slot of a cell receives the cell's gradient (the slots were summed)
+            weights = np.broadcast_to(np.reshape(gfull, (G, -1, 1)), idx.shape)
+            gflat += np.bincount(idx.ravel(), weights=weights.ravel(), minlength=gflat.size)
+    grads = _split(gflat, thetas)
     for f in prog.scalar_factors:  # ∂ log Z / ∂ θ = 1 for a constant factor
         grads[f] = np.ones(np.shape(thetas[f]))
-    if guard and not all(np.all(np.isfinite(p)) for p in gpacks):
+    if guard and not np.all(np.isfinite(gflat[:-1])):
         trusted = False
     return log_z, grads, trusted
 
 
-def _unpack(pk: Packing, gpacks: list[np.ndarray], thetas) -> list[np.ndarray]:
-    return [gpacks[k][r] for k, r in pk.where]
+def _split(gflat: np.ndarray, thetas) -> list[np.ndarray]:
+    """The per-factor views of a flat gradient."""
+    out, off = [], 0
+    for t in thetas:
+        shape = np.shape(t)
+        size = math.prod(shape)
+        out.append(gflat[off : off + size].reshape(shape))
+        off += size
+    return out
 
 
 # --- log-space variable elimination (any plan) ----------------------------------------------

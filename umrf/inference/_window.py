@@ -40,6 +40,8 @@ import functools
 import math
 from typing import NamedTuple
 
+import numpy as np
+
 # Largest small table S (entries, internal axes included) a block may build.
 MAX_SMALL_SIZE = 2**13
 # Target of C·N (entries of the GEMM's inner square) when choosing the block size k.
@@ -257,3 +259,28 @@ def _build(cards, scopes, order, rank, width, k) -> WindowProgram | None:
         work=work,
         factor_shapes=tuple(tuple(cards[v] for v in sc) for sc in scopes),
     )
+
+
+@functools.lru_cache(maxsize=256)
+def group_index(prog: WindowProgram) -> tuple[np.ndarray, ...]:
+    """Per pattern group, ``idx[g, p, s]``: where slot ``s``'s entry for cell ``p`` lives.
+
+    Positions index the flat vector of all factors' tables (factor order, each
+    in C order; see ``factor_shapes``); ``size`` (one past the end) marks an
+    unused slot and points at an appended zero. ``S_full`` of the group's
+    blocks is ``flat[idx].sum(-1)`` (cells in C order of ``full_shape``).
+    """
+    offsets = np.cumsum([0] + [math.prod(s) for s in prog.factor_shapes])
+    size = int(offsets[-1])
+    out = []
+    for g in prog.groups:
+        P = math.prod(g.full_shape)
+        idx = np.full((len(g.blocks), P, max(len(g.factors), 1)), size, np.int64)
+        coords = np.indices(g.full_shape).reshape(len(g.full_shape), P)
+        for j, (fs, axes) in enumerate(zip(g.factors, g.axes, strict=True)):
+            local = np.zeros(P, np.int64)
+            for a, d in zip(axes, prog.factor_shapes[fs[0]], strict=True):
+                local = local * d + coords[a]
+            idx[:, :, j] = offsets[np.asarray(fs)][:, None] + local[None, :]
+        out.append(idx)
+    return tuple(out)
