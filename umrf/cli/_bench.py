@@ -29,10 +29,12 @@ def _positive(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``umrf bench``."""
     parser.add_argument(
-        "--chains", type=_positive, help="chains per case (default: 4096 Langevin; 64/16 Ising)"
+        "--chains",
+        type=_positive,
+        help="chains per case (None: 4096 Langevin, 64/16 Ising, 256 discrete)",
     )
     parser.add_argument(
-        "--steps", type=_positive, help="steps per chain (default: 1000 Langevin, 200 sweeps)"
+        "--steps", type=_positive, help="steps per chain (None: 1000 steps, 200 Gibbs sweeps)"
     )
     parser.add_argument("--dim", type=_positive, default=100, help="Gaussian target dimension")
     parser.add_argument(
