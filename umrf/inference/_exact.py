@@ -189,7 +189,7 @@ def _run(
     """Execute ``prog``; ``mode`` "sum" (log-sum-exp) or "max". Returns (value, argmax tables)."""
     dtype = _dtype(tables)
     used = prog.zero_cell
-    parts = [jnp.reshape(jnp.asarray(t, dtype), (-1,)) for t in tables]
+    parts = [flatten_tables(tables, dtype)]  # chunked: see flatten_tables
     parts.append(jnp.asarray([0.0, -jnp.inf], dtype))
     parts.append(jnp.zeros((prog.memory_size - used - 2,), dtype))
     mem = jnp.concatenate(parts)

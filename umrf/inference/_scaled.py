@@ -65,10 +65,21 @@ def flat_layout(shapes: tuple[tuple[int, ...], ...]) -> FlatLayout:
 
 
 def flatten_tables(tables, dtype) -> jax.Array:
-    """All log-potential tables as one flat vector (factor order, C order within a table)."""
+    """All log-potential tables as one flat vector (factor order, C order within a table).
+
+    Concatenated 32 tables at a time behind an optimisation barrier: XLA:CPU
+    otherwise fuses one concatenate of hundreds of operands into its consumer
+    and compiles that fusion slowly (16×16 grid, 736 tables: ``jit`` of log Z
+    compiled in 6.1-6.7 s plainly, 3.2-3.5 s chunked; measured on the loaded
+    2-core test machine).
+    """
     if not tables:
         return jnp.zeros((0,), dtype)
-    return jnp.concatenate([jnp.reshape(jnp.asarray(t, dtype), (-1,)) for t in tables])
+    flat = [jnp.reshape(jnp.asarray(t, dtype), (-1,)) for t in tables]
+    if len(flat) <= 32:
+        return jnp.concatenate(flat)
+    parts = [jnp.concatenate(flat[i : i + 32]) for i in range(0, len(flat), 32)]
+    return jnp.concatenate(jax.lax.optimization_barrier(parts))
 
 
 def unflatten(flat: jax.Array, layout: FlatLayout) -> tuple[jax.Array, ...]:
