@@ -275,8 +275,7 @@ def main(quick: bool) -> None:
             else ""
         )
         + "\n\nTimings were taken while other jobs shared the 2 CPU cores; rerun on a quiet "
-        "machine for final figures."
-        + ("\n\n(--quick run)" if quick else "")
+        "machine for final figures." + ("\n\n(--quick run)" if quick else "")
     )
     print(summary)
     write_section("exact_inference", summary)

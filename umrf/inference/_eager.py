@@ -21,6 +21,7 @@ compiled program of :mod:`umrf.inference._scaled`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -28,7 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from umrf.inference._elimination import EliminationPlan
-from umrf.inference._window import WindowProgram, group_index
+from umrf.inference._window import WindowProgram, block_index, group_index
 
 LN2 = math.log(2.0)
 
@@ -50,32 +51,65 @@ class SmallTables(NamedTuple):
     full: list[tuple[np.ndarray, np.ndarray]]  # per group: logS_full (G, *full), logS (G, C, M, N)
 
 
+class _Unit(NamedTuple):
+    """Blocks whose small tables are built by one gather."""
+
+    blocks: np.ndarray
+    idx: np.ndarray
+    full_shape: tuple[int, ...]
+    internal: int
+    shape: tuple[int, int, int]
+
+
+@functools.lru_cache(maxsize=256)
+def _units(prog: WindowProgram) -> tuple[_Unit, ...]:
+    """One unit for all blocks when their tables share a shape, else one per pattern group."""
+    idx_all = block_index(prog)
+    if idx_all is not None:
+        g = prog.groups[0]
+        blocks = np.arange(len(prog.shapes))
+        return (_Unit(blocks, idx_all, g.full_shape, g.internal, g.shape),)
+    return tuple(
+        _Unit(np.asarray(g.blocks), idx, g.full_shape, g.internal, g.shape)
+        for g, idx in zip(prog.groups, group_index(prog), strict=True)
+    )
+
+
 def small_tables(prog: WindowProgram, flat: np.ndarray, dtype: Any) -> SmallTables:
-    """Build every block's small table ``S_b`` in log-space (float64): one gather per group."""
+    """Build every block's small table ``S_b`` in log-space (float64).
+
+    One gather (of the flat log-potentials) and one sum per unit of
+    :func:`_units`: all blocks at once when their tables share a shape.
+    """
     num_blocks = len(prog.shapes)
     tables: list[np.ndarray] = [None] * num_blocks  # type: ignore[list-item]
     scale = np.zeros(num_blocks)
     min_log = np.zeros(num_blocks)
     full = []
-    for g, idx in zip(prog.groups, group_index(prog), strict=True):
-        G = len(g.blocks)
-        logS_full = np.sum(flat[idx], axis=-1).reshape((G, *g.full_shape))
-        C, M, N = g.shape
-        logS = _logsumexp_trailing(logS_full, g.internal) if g.internal else logS_full
-        logS = np.reshape(logS, (G, C, M, N))
-        flat_s = np.reshape(logS, (G, -1))
-        finite = np.isfinite(flat_s)
-        mx = np.where(finite, flat_s, -np.inf).max(axis=1)
-        mx = np.where(np.isfinite(mx), mx, 0.0)
-        mn = np.where(finite, flat_s, np.inf).min(axis=1) - mx
-        mn = np.where(np.isfinite(mn), mn, 0.0)
-        S = np.exp(logS - mx[:, None, None, None]).astype(dtype)
-        for j, b in enumerate(g.blocks):
+    for u in _units(prog):
+        G = len(u.blocks)
+        logS_full = np.sum(flat[u.idx], axis=-1).reshape((G, *u.full_shape))
+        logS = _logsumexp_trailing(logS_full, u.internal) if u.internal else logS_full
+        logS = np.reshape(logS, (G, *u.shape))
+        mx, mn, S = _normalise(logS, dtype)
+        for j, b in enumerate(u.blocks):
             tables[b] = S[j]
-        scale[np.asarray(g.blocks)] = mx
-        min_log[np.asarray(g.blocks)] = mn
+        scale[u.blocks] = mx
+        min_log[u.blocks] = mn
         full.append((logS_full, logS))
     return SmallTables(tables, scale, min_log, full)
+
+
+def _normalise(logS: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per table (leading axis): max finite entry, min finite entry minus it, ``exp(· − max)``."""
+    flat_s = np.reshape(logS, (logS.shape[0], -1))
+    with np.errstate(invalid="ignore"):
+        mx = flat_s.max(axis=1)  # -inf for an all-zero table; never +inf
+        mn = np.where(np.isfinite(flat_s), flat_s, np.inf).min(axis=1)
+    mx = np.where(np.isfinite(mx), mx, 0.0)
+    mn = np.where(np.isfinite(mn), mn - mx, 0.0)
+    S = np.exp(logS - mx[:, None, None, None]).astype(dtype)
+    return mx, mn, S
 
 
 def _logsumexp_trailing(a: np.ndarray, count: int) -> np.ndarray:
@@ -287,14 +321,15 @@ def window_value_and_grad(
                         S.transpose(1, 0, 2), g_out.transpose(0, 2, 1), out=buf.transpose(1, 0, 2)
                     )
                     g = buf.reshape(-1)
-        for gi, (grp, idx) in enumerate(zip(prog.groups, group_index(prog), strict=True)):
+        for gi, u in enumerate(_units(prog)):
             logS_full, logS = cache.small.full[gi]
-            G = len(grp.blocks)
+            G = len(u.blocks)
+            idx = u.idx
             # d/d logS of S' = exp(logS - scale) 2^-e is the product with S' itself.
-            gl = np.stack([g_scaled[b] * cache.scaled[b] for b in grp.blocks]).astype(np.float64)
-            n_int = grp.internal
+            gl = np.stack([g_scaled[b] * cache.scaled[b] for b in u.blocks]).astype(np.float64)
+            n_int = u.internal
             if n_int:
-                lse = np.reshape(logS, (G, *grp.full_shape[: len(grp.full_shape) - n_int]))
+                lse = np.reshape(logS, (G, *u.full_shape[: len(u.full_shape) - n_int]))
                 tail = (...,) + (None,) * n_int
                 w = np.exp(logS_full - lse[tail])
                 w = np.where(np.isfinite(lse)[tail], w, 0.0)

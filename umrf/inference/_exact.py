@@ -170,6 +170,10 @@ def safe_logsumexp(a: jax.Array, axis: int) -> jax.Array:
 
 def _dtype(tables: Sequence[jax.Array]) -> Any:
     dtypes = {t.dtype for t in tables}
+    if len(dtypes) == 1:
+        (dt,) = dtypes
+        if dt in (np.float32, np.float64):
+            return dt
     return jnp.result_type(*dtypes, jnp.float32) if dtypes else jnp.float32
 
 

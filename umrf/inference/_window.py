@@ -284,3 +284,24 @@ def group_index(prog: WindowProgram) -> tuple[np.ndarray, ...]:
             idx[:, :, j] = offsets[np.asarray(fs)][:, None] + local[None, :]
         out.append(idx)
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=256)
+def block_index(prog: WindowProgram) -> np.ndarray | None:
+    """:func:`group_index` of every block in block order, when all groups share ``S_full``'s shape.
+
+    ``None`` when the groups' tables differ in shape (mixed cardinalities).
+    """
+    if not prog.groups:
+        return None
+    shapes = {(g.full_shape, g.internal) for g in prog.groups}
+    if len(shapes) > 1:
+        return None
+    per_group = group_index(prog)
+    slots = max(idx.shape[2] for idx in per_group)
+    size = sum(math.prod(s) for s in prog.factor_shapes)
+    P = math.prod(prog.groups[0].full_shape)
+    out = np.full((len(prog.shapes), P, slots), size, np.int64)
+    for g, idx in zip(prog.groups, per_group, strict=True):
+        out[np.asarray(g.blocks), :, : idx.shape[2]] = idx
+    return out
