@@ -8,7 +8,7 @@ fix. Checks on array *values* are skipped when the value is a tracer (inside
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -177,3 +177,29 @@ def check_score_shape(score: Any, value: Any, name: str = "score_fn") -> None:
             f"`{name}` must return the score with the structure and shape of ONE "
             f"configuration x; got shapes {got} for x of shapes {want}."
         )
+
+
+def check_num_categories(num_categories: Any) -> int | tuple[int, ...] | None:
+    """Validate a ``num_categories`` argument and return it normalised (int, tuple or None)."""
+    if num_categories is None:
+        return None
+    if isinstance(num_categories, bool | str):
+        raise TypeError("`num_categories` must be None, an int >= 2 or a tuple of cardinalities.")
+    if isinstance(num_categories, int | np.integer):
+        k = int(num_categories)
+        if k < 2:
+            raise ValueError(f"`num_categories` must be >= 2; got {k}.")
+        return k
+    if isinstance(num_categories, Sequence) and len(num_categories) > 0:
+        cards = []
+        for k in num_categories:
+            if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+                raise ValueError(
+                    f"`num_categories` entries must be ints >= 1; got {list(num_categories)!r}."
+                )
+            cards.append(int(k))
+        return tuple(cards)
+    raise TypeError(
+        "`num_categories` must be None (binary states), an int K >= 2 (one-hot) or a tuple of "
+        f"per-variable cardinalities; got {num_categories!r}."
+    )

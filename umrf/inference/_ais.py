@@ -43,7 +43,7 @@ parameters are (the protocol: ``sample_base(key, params, num)``,
   weights.
 
 Random numbers: the base draw uses ``split(key)[0]``; the transitions use the
-driver's key schedule (``umrf.samplers._driver``) with step index
+one key schedule of every multi-chain runner (``umrf._chain_loop``) with step index
 ``k · num_steps + s``.
 
 References:
@@ -66,11 +66,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from umrf._bind import bind
-from umrf._validation import check_callable, check_key, check_positive_int
-from umrf.models._rbm import BernoulliRBM
-from umrf.models._relaxation import check_num_categories, encode_states
-from umrf.samplers._base import SamplingAlgorithm
-from umrf.samplers._driver import chain_keys, scan_steps
+from umrf._chain_loop import chain_keys, scan_steps
+from umrf._validation import check_callable, check_key, check_num_categories, check_positive_int
+from umrf.models import BernoulliRBM, encode_states
+from umrf.samplers import SamplingAlgorithm
 
 __all__ = [
     "AISResult",

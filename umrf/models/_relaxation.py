@@ -49,12 +49,11 @@ References:
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from umrf._bind import bind
 from umrf.models._discrete_mrf import DiscreteMRF
@@ -234,30 +233,4 @@ def relaxation(model: Any) -> Relaxation:
         "`model` must be a umrf.models.DiscreteMRF, Ising, Potts or BernoulliRBM; got "
         f"{type(model).__name__}. For another energy, write it on one-hot (or binary float) "
         "inputs and pass its `num_categories` to the sampler."
-    )
-
-
-def check_num_categories(num_categories: Any) -> NumCategories:
-    """Validate a ``num_categories`` argument and return it normalised (int, tuple or None)."""
-    if num_categories is None:
-        return None
-    if isinstance(num_categories, bool | str):
-        raise TypeError("`num_categories` must be None, an int >= 2 or a tuple of cardinalities.")
-    if isinstance(num_categories, int | np.integer):
-        k = int(num_categories)
-        if k < 2:
-            raise ValueError(f"`num_categories` must be >= 2; got {k}.")
-        return k
-    if isinstance(num_categories, Sequence) and len(num_categories) > 0:
-        cards = []
-        for k in num_categories:
-            if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-                raise ValueError(
-                    f"`num_categories` entries must be ints >= 1; got {list(num_categories)!r}."
-                )
-            cards.append(int(k))
-        return tuple(cards)
-    raise TypeError(
-        "`num_categories` must be None (binary states), an int K >= 2 (one-hot) or a tuple of "
-        f"per-variable cardinalities; got {num_categories!r}."
     )

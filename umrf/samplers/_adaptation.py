@@ -18,7 +18,7 @@ chains makes ``ā_t`` nearly noise-free, so a few hundred steps suffice.
 The default target 0.574 is the optimal MALA acceptance rate in high
 dimension (Roberts & Rosenthal 1998).
 
-The warm-up runs on the driver's own loop (``umrf.samplers._driver.scan_steps``),
+The warm-up runs on the driver's own loop (``umrf._chain_loop.scan_steps``),
 so its random keys are those of :func:`umrf.sample_chains` (chain ``c`` at step
 ``t`` uses ``fold_in(split(key, C)[c], t)``), and the whole warm-up is one
 jitted program (cached on ``energy_fn``, ``num_steps``, ``temperature`` and
@@ -41,6 +41,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from umrf._chain_loop import chain_keys, constrain, scan_steps
 from umrf._validation import (
     check_callable,
     check_finite,
@@ -51,14 +52,7 @@ from umrf._validation import (
     static_positive_scalar,
 )
 from umrf.samplers._base import SamplingAlgorithm, bind
-from umrf.samplers._driver import (
-    chain_keys,
-    check_mesh,
-    constrain,
-    init_chains,
-    num_chains_of,
-    scan_steps,
-)
+from umrf.samplers._driver import check_mesh, init_chains, num_chains_of
 from umrf.samplers._mala import MALAState, build_kernel
 from umrf.samplers._mala import init as mala_init
 

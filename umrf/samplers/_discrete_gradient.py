@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from umrf._validation import check_scalar_energy, is_concrete
-from umrf.models._relaxation import check_num_categories, encode_states
+from umrf._validation import check_num_categories, check_scalar_energy, is_concrete
+from umrf.models import encode_states
 
 __all__ = ["DiscreteGradientInfo", "DiscreteGradientState", "Encoding"]
 

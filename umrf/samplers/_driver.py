@@ -41,16 +41,16 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh
 
+from umrf._chain_loop import CHAINS_AXIS, chain_keys, constrain, scan_steps
 from umrf._validation import check_finite, check_key, check_positive_int, is_concrete
 from umrf.samplers._base import SamplingAlgorithm
 from umrf.sharding import replicate, shard_chains
 
 __all__ = ["Trace", "sample_chains"]
 
-_CHAINS = "chains"
+_CHAINS = CHAINS_AXIS
 _DEFAULT_CHUNKS = 20
 
 
@@ -70,71 +70,10 @@ class Trace(NamedTuple):
 # --------------------------------------------------------------------------- the one loop
 
 
-def constrain(tree: Any, mesh: Mesh | None, leading: int = 0) -> Any:
-    """Shard the chain axis (axis ``leading``) of every leaf over ``mesh`` (no-op without one)."""
-    if mesh is None:
-        return tree
-    spec = P(*([None] * leading), _CHAINS)
-
-    def one(leaf: Any) -> Any:
-        return jax.lax.with_sharding_constraint(leaf, NamedSharding(mesh, spec))
-
-    return jax.tree_util.tree_map(one, tree)
-
-
-def chain_keys(key: jax.Array, num_chains: int, mesh: Mesh | None = None) -> jax.Array:
-    """The per-chain keys ``split(key, num_chains)`` (the one key schedule of every runner)."""
-    return constrain(jax.random.split(key, num_chains), mesh)
-
-
-def step_keys(keys: jax.Array, t: jax.Array) -> jax.Array:
-    """Chain ``c``'s key at global step ``t``: ``fold_in(keys[c], t)``."""
-    return jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, t)
-
-
 def init_chains(alg: SamplingAlgorithm, params: Any, x0: Any, mesh: Mesh | None = None) -> Any:
     """``vmap(alg.init)`` over the chain axis of ``x0`` (sharded over ``mesh``)."""
     state = jax.vmap(alg.init, in_axes=(0, None))(constrain(x0, mesh), params)
     return constrain(state, mesh)
-
-
-def scan_steps(
-    transition: Callable[[jax.Array, Any, jax.Array], tuple[Any, Any]],
-    carry: Any,
-    keys: jax.Array,
-    t0: jax.Array,
-    *,
-    num_records: int,
-    thin: int = 1,
-    num_tail: int = 0,
-) -> tuple[Any, Any]:
-    """Run ``num_records·thin + num_tail`` steps from step ``t0``; keep every ``thin``-th output.
-
-    The single loop behind every multi-chain runner (:func:`sample_chains`,
-    ``run_chains`` and the negatives, ``mala_warmup``): step ``t`` calls
-    ``transition(step_keys(keys, t), carry, t) -> (carry, out)``, so the
-    random numbers depend only on the key, the chain and the step index.
-    The outputs of steps ``t0 + thin - 1, t0 + 2·thin - 1, …`` are stacked;
-    the ``num_tail`` leftover steps run after them.
-    """
-
-    def one(carry: Any, t: jax.Array) -> tuple[Any, Any]:
-        return transition(step_keys(keys, t), carry, t)
-
-    def silent(t: jax.Array, carry: Any) -> Any:
-        return one(carry, t)[0]
-
-    def record(carry: Any, k: jax.Array) -> tuple[Any, Any]:
-        start = t0 + k * thin
-        if thin > 1:
-            carry = jax.lax.fori_loop(start, start + thin - 1, silent, carry)
-        return one(carry, start + thin - 1)
-
-    carry, outs = jax.lax.scan(record, carry, jnp.arange(num_records, dtype=jnp.int32))
-    if num_tail:
-        start = t0 + num_records * thin
-        carry = jax.lax.fori_loop(start, start + num_tail, silent, carry)
-    return carry, outs
 
 
 def _trace_transition(alg: SamplingAlgorithm, params: Any, mesh: Mesh | None) -> Callable:

@@ -26,9 +26,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from umrf._chain_loop import chain_keys, scan_steps
 from umrf._validation import check_key, check_positive_int
 from umrf.samplers._base import SamplingAlgorithm
-from umrf.samplers._driver import chain_keys, init_chains, num_chains_of, scan_steps
+from umrf.samplers._driver import init_chains, num_chains_of
 from umrf.samplers._replay_buffer import ReplayBuffer, ReplayBufferState
 
 

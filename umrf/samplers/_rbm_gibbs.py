@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from umrf._validation import is_concrete
-from umrf.models._rbm import BernoulliRBM
+from umrf.models import BernoulliRBM
 from umrf.samplers._base import SamplingAlgorithm, bind
 from umrf.samplers._gibbs_info import GibbsInfo
 
