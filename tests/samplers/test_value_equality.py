@@ -8,6 +8,8 @@ equality and hash, runs ``sample_chains`` once, then counts JAX traces and XLA
 compilations of the second run: there must be none.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,6 +40,23 @@ def loopy_mrf(seed):
         Factor(s, jnp.asarray(rng.normal(size=[cards[v] for v in s]), jnp.float32)) for s in scopes
     ]
     return DiscreteMRF(cards, factors)
+
+
+def random_rbm(seed):
+    rng = np.random.default_rng(seed)
+    return umrf.models.BernoulliRBM(
+        jnp.asarray(rng.normal(size=(6, 3)), jnp.float32),
+        jnp.asarray(rng.normal(size=6), jnp.float32),
+        jnp.asarray(rng.normal(size=3), jnp.float32),
+    )
+
+
+def ising_energy(m, x):
+    return m.energy(x)
+
+
+def linear_logits(w, x):
+    return w @ x
 
 
 def build(name, seed):
@@ -78,6 +97,45 @@ def build(name, seed):
     if name == "gibbs_potts":
         m = umrf.models.potts((4, 4), 3, 0.5 + 0.1 * seed)
         return umrf.samplers.gibbs(m), m, jnp.zeros((4, 4, 4), jnp.int8)
+    if name == "gibbs_rbm":
+        rbm = random_rbm(seed)
+        return umrf.samplers.gibbs(rbm), rbm, jnp.zeros((4, 6), jnp.float32)
+    if name == "gwg_ising":
+        m = umrf.models.ising((6, 6), 0.3 + 0.01 * seed, 0.1 * seed)
+        r = umrf.models.relaxation(m)
+        alg = umrf.samplers.gwg(r.energy_fn, num_categories=r.num_categories)
+        return alg, m, jnp.zeros((4, 6, 6), jnp.int8)
+    if name == "gwg_potts":
+        m = umrf.models.potts((4, 4), 3, 0.5 + 0.1 * seed)
+        r = umrf.models.relaxation(m)
+        alg = umrf.samplers.gwg(r.energy_fn, num_categories=r.num_categories)
+        return alg, m, jnp.zeros((4, 4, 4), jnp.int8)
+    if name == "dula_discrete_mrf":
+        mrf = loopy_mrf(seed)
+        r = umrf.models.relaxation(mrf)
+        alg = umrf.samplers.dula(r.energy_fn, step_size=0.5, num_categories=r.num_categories)
+        return alg, mrf, jnp.zeros((4, 4), jnp.int32)
+    if name == "dmala_rbm":
+        rbm = random_rbm(seed)
+        r = umrf.models.relaxation(rbm)
+        alg = umrf.samplers.dmala(r.energy_fn, step_size=0.5, num_categories=r.num_categories)
+        return alg, rbm, jnp.zeros((4, 6), jnp.float32)
+    if name == "parallel_tempering_gwg":
+        m = umrf.models.ising((4, 4), 0.8 + 0.01 * seed)
+        r = umrf.models.relaxation(m)
+        alg = umrf.samplers.parallel_tempering(
+            functools.partial(umrf.samplers.gwg, r.energy_fn),
+            temperatures=umrf.samplers.geometric_temperatures(4.0, 3),
+        )
+        return alg, m, jnp.ones((4, 3, 4, 4), jnp.int8)
+    if name == "tempered_gibbs":
+        m = umrf.models.ising((4, 4), 0.8 + 0.01 * seed)
+        alg = umrf.samplers.tempered(umrf.samplers.gibbs(m), ising_energy, temperature=2.0)
+        return alg, m, jnp.ones((4, 4, 4), jnp.int8)
+    if name == "jem_sgld":
+        alg = umrf.losses.jem_sgld(umrf.losses.jem_energy(linear_logits))
+        w = jnp.asarray(np.random.default_rng(seed).normal(size=(3, 2)), jnp.float32)
+        return alg, w, x_cont
     raise KeyError(name)
 
 
@@ -92,6 +150,14 @@ CASES = [
     "gibbs_ising",
     "gibbs_ising_site_field",
     "gibbs_potts",
+    "gibbs_rbm",
+    "gwg_ising",
+    "gwg_potts",
+    "dula_discrete_mrf",
+    "dmala_rbm",
+    "parallel_tempering_gwg",
+    "tempered_gibbs",
+    "jem_sgld",
 ]
 
 
