@@ -1,14 +1,14 @@
 """`umrf demo` end to end (tiny run) and the CLI's argument handling."""
 
-import math
 import re
 
+import numpy as np
 import pytest
 
 from umrf.cli import main
 
 
-def test_demo_writes_png_and_prints_finite_metric(tmp_path, capsys):
+def test_demo_writes_png_npz_and_prints_precision_recall(tmp_path, capsys):
     rc = main(
         [
             "demo",
@@ -30,9 +30,14 @@ def test_demo_writes_png_and_prints_finite_metric(tmp_path, capsys):
     png = tmp_path / "umrf_demo_two_moons.png"
     assert png.exists() and png.stat().st_size > 10_000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    values = [float(v) for v in re.findall(r"MMD² = (-?[0-9.]+(?:e-?\d+)?)", out)]
-    assert len(values) == 3  # baseline, DSM, PCD
-    assert all(math.isfinite(v) for v in values)
+    row = r"^(data vs data \(baseline\)|DSM.*?|PCD.*?)\s{2,}([0-9.]+)\s+([0-9.]+)"
+    rows = re.findall(row, out, re.M)
+    assert [r[0].split()[0] for r in rows] == ["data", "DSM", "PCD"]
+    values = [float(v) for r in rows for v in r[1:]]  # k-NN precision and recall, in [0, 1]
+    assert all(0.0 <= v <= 1.0 for v in values)
+    npz = np.load(tmp_path / "umrf_demo_two_moons.npz")
+    assert npz["samples_dsm"].shape == npz["samples_pcd"].shape == npz["data"].shape == (200, 2)
+    assert all(np.isfinite(npz[k]).all() for k in npz.files)
     assert "baseline" in out and str(png.resolve()) in out
 
 

@@ -3,14 +3,29 @@
 It trains two energy-based models on a built-in 2-D data set:
 
 * a noise-conditional MLP energy ``E(x, σ)`` with multi-noise denoising score
-  matching (Song & Ermon 2019), sampled with annealed Langevin dynamics;
+  matching (Song & Ermon 2019) on a geometric ladder ``σ_1 = scale > ... >
+  σ_L = 0.015·scale`` (10 levels), sampled with annealed Langevin dynamics
+  (20 steps per level, base step ``ε = 0.9 σ_L²``) ending with the denoising
+  step ``x + σ_L² s(x, σ_L)`` (Tweedie; Song & Ermon 2020);
 * an MLP energy ``E(x)`` with persistent contrastive divergence (Tieleman
   2008; ULA negatives), sampled with MALA;
 
-then prints a sample-quality figure, the squared MMD (RBF kernel) between
-model samples and held-out data next to the data-vs-data baseline, and writes
-a PNG of the data, the samples and the energy landscapes.
+then prints the headline sample-quality figure, k-NN precision and recall
+(k = 3, Kynkäänniemi et al. 2019) of the samples against held-out data next
+to the same figures for a second held-out sample (the data-vs-data
+baseline), with the squared MMD as a secondary column. It writes a PNG of
+the data, the samples and the energy landscapes, and the samples themselves
+(``umrf_demo_<dataset>.npz``: ``data``, ``baseline``, ``samples_dsm``,
+``samples_pcd``).
 
+Why the multi-noise DSM samples used to be a diffuse cloud around the rings
+(k-NN precision 0.87x the data-vs-data baseline): the sampler's base step
+was ``1e-5·scale² = 0.044 σ_L²``, so at the small noise levels 50 steps moved a chain only
+about ``σ_L`` and the chains never reached the thin rings, and the final
+samples kept the ``N(0, σ_L²)`` blur because the denoising step was missing.
+On the rings the larger step alone lifts precision to 0.97x, the denoising
+step alone to 0.94x, both together to 1.00x (recall 0.99x); the other three
+data sets reach 0.99-1.01x precision and 0.97-1.0x recall.
 """
 
 from __future__ import annotations
@@ -50,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     for name in ("steps", "batch_size", "num_samples"):
         if getattr(args, name) < 1:
             raise SystemExit(f"umrf demo: --{name.replace('_', '-')} must be >= 1")
+    if args.num_samples < 4:
+        raise SystemExit("umrf demo: --num-samples must be >= 4 (k-NN precision/recall, k = 3)")
     t_start = time.perf_counter()
     progress = not args.no_progress
     dataset = getattr(umrf.models, args.dataset)
@@ -61,15 +78,17 @@ def run(args: argparse.Namespace) -> int:
     x_base = dataset(k_base, n)
     scale = float(jnp.max(jnp.abs(x_train)))
     bandwidth = scale / 15  # resolves structure at the scale of the data's features
-    baseline = float(umrf.metrics.mmd(x_base, x_test, bandwidth=bandwidth))
+    baseline = _quality(x_test, x_base, bandwidth)
     print(f"umrf demo: {args.dataset}, {x_train.shape[0]} training points, {n} held-out points")
 
-    results: list[tuple[str, float, float]] = []
-    panels: list[tuple[str, np.ndarray | None, np.ndarray | None]] = []
+    results: list[tuple[str, tuple[float, float, float], float]] = []
+    panels: list[tuple[str, str, np.ndarray, np.ndarray]] = []
+    arrays: dict[str, np.ndarray] = {"data": np.asarray(x_test), "baseline": np.asarray(x_base)}
 
     if args.method in ("both", "dsm"):
-        # ---- multi-noise DSM on a noise-conditional energy, annealed Langevin
+        # ---- multi-noise DSM on a noise-conditional energy, annealed Langevin + denoising
         sigmas = umrf.losses.geometric_sigmas(scale, 0.015 * scale, 10)
+        sigma_min = float(sigmas[-1])
         module = umrf.models.NoiseConditionalMLPEnergy(
             2,
             (128, 128),
@@ -101,20 +120,32 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             desc="DSM (multi-noise)",
         )
+        # eps = 0.9 σ_L²: at level i the step is α_i = eps σ_i²/σ_L², i.e. 0.9 σ_i², so
+        # 20 steps per level move a chain several σ_i (eps = 0.044 σ_L² left it diffuse).
         alg = umrf.samplers.annealed_langevin(
-            score_nc, sigmas=np.asarray(sigmas).tolist(), steps_per_level=50, eps=1e-5 * scale**2
+            score_nc,
+            sigmas=np.asarray(sigmas).tolist(),
+            steps_per_level=20,
+            eps=0.9 * sigma_min**2,
+            denoise=True,
         )
         x0 = sigmas[0] * jax.random.normal(k_sample, (n, 2))
         final, _ = umrf.sample_chains(
             alg, jax.random.fold_in(k_sample, 1), state.params, x0, num_steps=1
         )
         samples = np.asarray(final.position)
-        quality = float(umrf.metrics.mmd(samples, x_test, bandwidth=bandwidth))
-        results.append(("DSM (multi-noise) + annealed Langevin", quality, time.perf_counter() - t0))
-        sigma_min = float(sigmas[-1])
+        arrays["samples_dsm"] = samples
+        results.append(
+            (
+                "DSM (multi-noise) + annealed Langevin",
+                _quality(x_test, samples, bandwidth),
+                time.perf_counter() - t0,
+            )
+        )
         panels.append(
             (
-                f"DSM energy E(x, σ={sigma_min:.2g})",
+                "multi-noise DSM + annealed Langevin",
+                f"DSM: exp(-E(x, σ_L={sigma_min:.2g}))",
                 samples,
                 _landscape(lambda x: energy_nc(state.params, x, sigma_min), scale),
             )
@@ -160,22 +191,53 @@ def run(args: argparse.Namespace) -> int:
             alg, jax.random.fold_in(k_sample, 2), state.params, x0, num_steps=500
         )
         samples = np.asarray(final.position)
-        quality = float(umrf.metrics.mmd(samples, x_test, bandwidth=bandwidth))
-        results.append(("PCD (ULA negatives) + MALA", quality, time.perf_counter() - t0))
+        arrays["samples_pcd"] = samples
+        results.append(
+            (
+                "PCD (ULA negatives) + MALA",
+                _quality(x_test, samples, bandwidth),
+                time.perf_counter() - t0,
+            )
+        )
         panels.append(
-            ("PCD energy E(x)", samples, _landscape(lambda x: energy_fn(state.params, x), scale))
+            (
+                "PCD + MALA",
+                "PCD: exp(-E(x))",
+                samples,
+                _landscape(lambda x: energy_fn(state.params, x), scale),
+            )
         )
 
     width = max(len(r[0]) for r in results + [("data vs data (baseline)", 0, 0)])
-    print(f"\nsample quality: MMD² to held-out data (RBF kernel, bandwidth {bandwidth:.3g})")
-    print(f"{'data vs data (baseline)':<{width}}  MMD² = {baseline:.5f}")
-    for name, quality, seconds in results:
-        print(f"{name:<{width}}  MMD² = {quality:.5f}   ({seconds:.1f} s)")
+    print(
+        f"\nsample quality vs {n} held-out points: k-NN precision and recall (k = 3, "
+        f"Kynkäänniemi et al. 2019),\nratios to the data-vs-data baseline; MMD² (RBF kernel, "
+        f"bandwidth {bandwidth:.3g}) as a secondary figure"
+    )
+    print(f"{'':<{width}}  precision  recall   (x baseline)      MMD²      time")
+    p0, r0, m0 = baseline
+    print(f"{'data vs data (baseline)':<{width}}  {p0:9.3f}  {r0:6.3f}  {'':14s}  {m0:8.5f}")
+    for name, (prec, rec, mmd2), seconds in results:
+        ratios = f"({prec / p0:.2f}x, {rec / r0:.2f}x)"
+        figures = f"{prec:9.3f}  {rec:6.3f}  {ratios:<14s}  {mmd2:8.5f}"
+        print(f"{name:<{width}}  {figures}  {seconds:6.1f} s")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"umrf_demo_{args.dataset}.png"
-    _figure(np.asarray(x_test), panels, scale, path, args.dataset)
-    print(f"\nwrote {path.resolve()}  (total {time.perf_counter() - t_start:.1f} s)")
+    _figure(np.asarray(x_test), panels, results, baseline, scale, path, args.dataset)
+    npz = args.out / f"umrf_demo_{args.dataset}.npz"
+    np.savez(npz, **arrays)
+    print(f"\nwrote {path.resolve()}\nwrote {npz.resolve()}")
+    print(f"total {time.perf_counter() - t_start:.1f} s")
     return 0
+
+
+def _quality(data, samples, bandwidth: float) -> tuple[float, float, float]:
+    """``(k-NN precision, k-NN recall, MMD²)`` of ``samples`` against ``data`` (k = 3)."""
+    import umrf
+
+    pr = umrf.metrics.knn_precision_recall(data, samples, k=3)
+    mmd2 = float(umrf.metrics.mmd(samples, data, bandwidth=bandwidth))
+    return float(pr.precision), float(pr.recall), mmd2
 
 
 def _landscape(energy_one, scale: float, num: int = 120):
@@ -191,25 +253,32 @@ def _landscape(energy_one, scale: float, num: int = 120):
     return np.asarray(e).reshape(num, num)
 
 
-def _figure(data, panels, scale: float, path: Path, title: str) -> None:
+def _figure(data, panels, results, baseline, scale: float, path: Path, title: str) -> None:
     import numpy as np
     from matplotlib.figure import Figure
 
     ncols = 1 + 2 * len(panels)
-    fig = Figure(figsize=(3.2 * ncols, 3.4))
+    fig = Figure(figsize=(3.3 * ncols, 3.9), layout="constrained")
     axes = fig.subplots(1, ncols)
     lim = 1.1 * scale
     axes[0].scatter(data[:, 0], data[:, 1], s=2, c="k")
-    axes[0].set_title(f"held-out data ({title})")
+    p0, r0, _ = baseline
+    axes[0].set_title(f"held-out data ({title})\ndata vs data: P {p0:.2f}, R {r0:.2f}", fontsize=10)
     col = 1
-    for name, samples, energy in panels:
+    for (name, energy_title, samples, energy), (_, (prec, rec, _), _) in zip(
+        panels, results, strict=True
+    ):
         ax = axes[col]
+        ax.scatter(data[:, 0], data[:, 1], s=2, c="lightgray")
         ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:blue")
-        ax.set_title(name.split(" energy")[0] + " samples")
+        ax.set_title(
+            f"{name}\nP {prec:.2f} ({prec / p0:.2f}x), R {rec:.2f} ({rec / r0:.2f}x)",
+            fontsize=10,
+        )
         ax = axes[col + 1]
         density = np.exp(-(energy - energy.min()))
         ax.imshow(density, origin="lower", extent=(-lim, lim, -lim, lim), cmap="viridis")
-        ax.set_title(f"{name}: exp(-E)")
+        ax.set_title(energy_title, fontsize=10)
         col += 2
     for ax in axes:
         ax.set_xlim(-lim, lim)
@@ -217,5 +286,4 @@ def _figure(data, panels, scale: float, path: Path, title: str) -> None:
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
     fig.savefig(path, dpi=80)
