@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
 
 #: ``umrf demo TASK``: name -> module. ``umrf demo`` alone runs ``umrf.cli._demo_2d``.
 DEMO_TASKS: dict[str, str] = {
+    "jem": "umrf.cli._demo_jem",
+    "ncsn": "umrf.cli._demo_ncsn",
     "rbm": "umrf.cli._demo_rbm",
 }
 
