@@ -431,6 +431,7 @@ def _figure(path, samples, k, truth, observed, inpainted, rel, rel_base, figures
             ax.set_xlabel("confidence")
     ax = fig.add_subplot(gs[1, 1])
     ax.axis("off")
+    fig.tight_layout()
     ax.text(
         0.02,
         0.9,
@@ -440,7 +441,6 @@ def _figure(path, samples, k, truth, observed, inpainted, rel, rel_base, figures
         f"class read off the completions: right for {acc_obs:.1%}",
         va="top",
         family="monospace",
-        fontsize=9,
+        fontsize=8,
     )
-    fig.tight_layout()
     fig.savefig(path, dpi=90)
