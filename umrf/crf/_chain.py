@@ -80,6 +80,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -286,6 +287,14 @@ def chain_log_partition(
       2.0794
     """
     e, A, m, s, f, _ = _prepare(emissions, transitions, mask, start, end, method=method)
+    return _log_partition_program(e, A, m, s, f, method)
+
+
+# Each public function validates its concrete inputs, then calls one jitted program: an
+# eager call compiles once per shape and method instead of re-tracing its scans every call
+# (inside an outer jit or vmap the inner jit is inlined).
+@functools.partial(jax.jit, static_argnames="method")
+def _log_partition_program(e, A, m, s, f, method):
     ok = _contract_holds(m, None, e.shape[1])
     return _nan_unless(ok, log_partition(e, A, m, s, f, method))
 
@@ -314,7 +323,7 @@ def chain_score(
       Scalar score (``-inf`` if the sequence uses a forbidden move).
     """
     e, A, m, s, f, y = _prepare(emissions, transitions, mask, start, end, tags)
-    return _score(e, A, m, s, f, y)
+    return _score_program(e, A, m, s, f, y)
 
 
 def _score(e, A, m, s, f, y):
@@ -366,6 +375,14 @@ def chain_log_likelihood(
       -2.0794
     """
     e, A, m, s, f, y = _prepare(emissions, transitions, mask, start, end, tags, method=method)
+    return _log_likelihood_program(e, A, m, s, f, y, method)
+
+
+_score_program = jax.jit(_score)
+
+
+@functools.partial(jax.jit, static_argnames="method")
+def _log_likelihood_program(e, A, m, s, f, y, method):
     return _score(e, A, m, s, f, y) - log_partition(e, A, m, s, f, method)
 
 
@@ -400,6 +417,11 @@ def chain_marginals(
       padded positions.
     """
     e, A, m, s, f, _ = _prepare(emissions, transitions, mask, start, end, method=method)
+    return _marginals_program(e, A, m, s, f, method)
+
+
+@functools.partial(jax.jit, static_argnames="method")
+def _marginals_program(e, A, m, s, f, method):
     L, K = e.shape
     per_step = jnp.broadcast_to(A, (L - 1, K, K))
     nodes, pairs = jax.grad(lambda ee, aa: log_partition(ee, aa, m, s, f, method), argnums=(0, 1))(
@@ -444,6 +466,11 @@ def viterbi(
     e, A, m, s, f, _ = _prepare(
         emissions, transitions, mask, start, end, method=method, methods=_VITERBI_METHODS
     )
+    return _viterbi_program(e, A, m, s, f, method)
+
+
+@functools.partial(jax.jit, static_argnames="method")
+def _viterbi_program(e, A, m, s, f, method):
     if method == "parallel":
         path, score = _viterbi_parallel(e, A, m, s, f)
     else:
@@ -517,6 +544,11 @@ def chain_sample(
       int32 ``(L,)`` labels, ``-1`` at padded positions.
     """
     e, A, m, s, f, _ = _prepare(emissions, transitions, mask, start, end)
+    return _sample_program(key, e, A, m, s, f)
+
+
+@jax.jit
+def _sample_program(key, e, A, m, s, f):
     L = e.shape[0]
     _, alphas = forward_sequential(e, A, m, s, return_alphas=True)
     k_last, k_rest = jax.random.split(key)
