@@ -274,8 +274,8 @@ def main(quick: bool) -> None:
             if fresh is not None
             else ""
         )
-        + "\n\nTimings were taken while other jobs shared the 2 CPU cores; rerun on a quiet "
-        "machine for final figures." + ("\n\n(--quick run)" if quick else "")
+        + "\n\nTimings on a shared 2-CPU VM vary from run to run; the ratios are taken in one "
+        "process, side by side." + ("\n\n(--quick run)" if quick else "")
     )
     print(summary)
     write_section("exact_inference", summary)
