@@ -133,16 +133,21 @@ def floor_epoch(x, num_hidden, epochs, seed):
     return statistics.median(times[1:])
 
 
-def train_sklearn(x, num_hidden, epochs, seed):
+def sklearn_rbm(num_hidden, epochs, seed):
+    """scikit-learn's BernoulliRBM with the benchmark's size, rate, batch and epochs."""
     from sklearn.neural_network import BernoulliRBM
 
-    sk = BernoulliRBM(
+    return BernoulliRBM(
         n_components=num_hidden,
         learning_rate=LR,
         batch_size=BATCH,
         n_iter=epochs,
         random_state=seed,
     )
+
+
+def train_sklearn(x, num_hidden, epochs, seed):
+    sk = sklearn_rbm(num_hidden, epochs, seed)
     xn = np.asarray(x, np.float64)
     t0 = time.perf_counter()
     sk.fit(xn)
@@ -161,20 +166,13 @@ def to_umrf(sk):
 def sklearn_averaged(x, num_hidden, epochs, seed, final):
     """scikit-learn's fit replayed with partial_fit per minibatch (the same random stream, so the
     same trajectory: checked against ``final``), averaging the last epoch-end parameters."""
-    from sklearn.neural_network import BernoulliRBM
     from sklearn.utils import gen_even_slices
 
     xn = np.asarray(x, np.float64)
     n = xn.shape[0]
     num_batches = -(-n // BATCH)
     slices = list(gen_even_slices(num_batches * BATCH, num_batches, n_samples=n))
-    sk = BernoulliRBM(
-        n_components=num_hidden,
-        learning_rate=LR,
-        batch_size=BATCH,
-        n_iter=epochs,
-        random_state=seed,
-    )
+    sk = sklearn_rbm(num_hidden, epochs, seed)
     snapshots = []
     for _ in range(epochs):
         for s in slices:

@@ -34,6 +34,8 @@ import argparse
 import time
 from pathlib import Path
 
+from umrf.cli._files import save_npz
+
 DATASETS = ("rings", "two_moons", "checkerboard", "eight_gaussians")
 
 
@@ -225,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
     path = args.out / f"umrf_demo_{args.dataset}.png"
     _figure(np.asarray(x_test), panels, results, baseline, scale, path, args.dataset)
     npz = args.out / f"umrf_demo_{args.dataset}.npz"
-    np.savez(npz, **arrays)
+    save_npz(npz, **arrays)
     print(f"\nwrote {path.resolve()}\nwrote {npz.resolve()}")
     print(f"total {time.perf_counter() - t_start:.1f} s")
     return 0

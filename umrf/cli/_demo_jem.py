@@ -51,6 +51,8 @@ import argparse
 import time
 from pathlib import Path
 
+from umrf.cli._files import save_npz
+
 HELP = "JEM on the 8x8 digits: classify, calibrate, sample per class and inpaint (PNG + npz)"
 
 
@@ -346,7 +348,7 @@ def run(args: argparse.Namespace) -> int:
         "inpaint_mask": obs_np,
         "inpainted": inpainted.astype(np.float32),
     }
-    _save_npz(npz, arrays)
+    save_npz(npz, **arrays)
     png = args.out / "jem_digits.png"
     _figure(
         png,
@@ -371,18 +373,6 @@ def _half_mask(key, n):
 
     ranks = jnp.argsort(jnp.argsort(jax.random.uniform(key, (n, 64)), axis=1), axis=1)
     return (ranks < 32).reshape(n, 8, 8)
-
-
-def _save_npz(path: Path, arrays: dict) -> None:
-    """Write ``arrays`` to ``path`` atomically (a crash never leaves a half-written file)."""
-    import os
-
-    import numpy as np
-
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
 
 
 def _figure(path, samples, k, truth, observed, inpainted, rel, rel_base, figures) -> None:

@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from pathlib import Path
+
+from umrf.cli._files import save_npz
 
 HELP = "NCSN on the 8x8 digits: multi-noise DSM, annealed Langevin + denoising (PNG + npz)"
 
@@ -254,10 +255,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'k-NN recall (k=3) vs test':<46} {pr.recall:>8.3f} {pr_base.recall:>13.3f}")
     args.out.mkdir(parents=True, exist_ok=True)
     npz = args.out / "ncsn_digits.npz"
-    tmp = npz.with_name(npz.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, samples=samples)
-    os.replace(tmp, npz)
+    save_npz(npz, samples=samples)
     png = args.out / "ncsn_digits.png"
     _figure(png, samples, digits.x_test, levels, args.steps_per_level)
     print(f"\nwrote {png.resolve()}\nwrote {npz.resolve()}")

@@ -40,6 +40,8 @@ import argparse
 import time
 from pathlib import Path
 
+from umrf.cli._files import save_npz
+
 HELP = "Bernoulli RBMs on binarised digits: exact and AIS test log-likelihood vs scikit-learn"
 
 
@@ -213,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
         **{f"test_log_likelihood_{k}": np.float64(v) for k, v in lls.items()},
     }
     npz = args.out / "rbm_digits.npz"
-    _save_npz(npz, arrays)
+    save_npz(npz, **arrays)
     png = args.out / "rbm_digits.png"
     _figure(png, models, samples, rows, args, x_test, ais_results)
     print(f"\nwrote {png.resolve()}\nwrote {npz.resolve()}")
@@ -283,18 +285,6 @@ def _train_sklearn(args: argparse.Namespace, num_hidden: int, x_train):
         jnp.asarray(sk.intercept_hidden_, jnp.float32),
     )
     return rbm, per_epoch
-
-
-def _save_npz(path: Path, arrays: dict) -> None:
-    """Write ``arrays`` to ``path`` atomically (a crash never leaves a half-written file)."""
-    import os
-
-    import numpy as np
-
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
 
 
 def _tiles(images, cols: int, pad: int = 1, fill: float = 1.0):
